@@ -1,0 +1,408 @@
+//! The TOML configuration: its shape, its defaults, and errors that name
+//! the key and the line.
+//!
+//! Every key is documented in `config/danegate.toml`. Unknown keys and bad
+//! values are errors; values are checked while deserialising, so one error
+//! message carries both the key path (`server.allow_clients[1]`) and the
+//! line it came from. This module does not act on the configuration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+use crate::policy::{Level, Mode};
+
+/// The whole configuration, with every default filled in.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: Server,
+    pub dns: Dns,
+    pub policy: Policy,
+    pub routes: BTreeMap<DomainKey, Route>,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: Vec<SocketAddr>,
+    pub allow_clients: Vec<IpNet>,
+    pub hostname: Hostname,
+    pub max_connections: usize,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 10025))],
+            allow_clients: vec![
+                "127.0.0.0/8".parse().expect("literal network"),
+                "::1/128".parse().expect("literal network"),
+            ],
+            hostname: Hostname::system(),
+            max_connections: 1000,
+            max_message_size: 52_428_800,
+            max_recipients: 1000,
+        }
+    }
+}
+
+impl Server {
+    /// Whether a client at `ip` may relay through us.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.allow_clients.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Our host name: the greeting banner and the outbound EHLO argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hostname(pub String);
+
+impl Hostname {
+    fn system() -> Self {
+        let name = gethostname::gethostname().to_string_lossy().into_owned();
+        if name.is_empty() {
+            Hostname("localhost".into())
+        } else {
+            Hostname(name)
+        }
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hostname {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if is_dns_name(&s) {
+            Ok(Hostname(s.trim_end_matches('.').to_ascii_lowercase()))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{s:?} is not a valid host name (letters, digits, hyphens and dots)"
+            )))
+        }
+    }
+}
+
+/// Resolver modes (see `dns` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsMode {
+    /// Validate DNSSEC ourselves.
+    Validate,
+    /// Trust the AD bit of a local validating resolver.
+    TrustAd,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    pub mode: DnsMode,
+    /// Empty means: read /etc/resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    pub trust_anchor_file: Option<PathBuf>,
+    /// Seconds one DNS lookup may take before it counts as failed.
+    pub timeout: u64,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            mode: DnsMode::Validate,
+            nameservers: Vec::new(),
+            trust_anchor_file: None,
+            timeout: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub default: Level,
+    pub mode: Mode,
+    pub domains: BTreeMap<DomainKey, Level>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            default: Level::Dane,
+            mode: Mode::Enforce,
+            domains: BTreeMap::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// The level for a destination domain: its own entry, else the default.
+    pub fn level_for(&self, domain: &str) -> Level {
+        let key = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.domains
+            .get(&DomainKey(key))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
+/// Timeouts in seconds. Outbound values are those of RFC 5321 §4.5.3.2
+/// (and Postfix's `smtp_*_timeout`); `connect` is Postfix's
+/// `smtp_connect_timeout`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub inbound_idle: u64,
+    pub connect: u64,
+    pub greeting: u64,
+    pub ehlo: u64,
+    pub starttls: u64,
+    pub mail: u64,
+    pub rcpt: u64,
+    pub data_init: u64,
+    pub data_block: u64,
+    pub data_done: u64,
+    pub rset: u64,
+    pub quit: u64,
+    pub shutdown_grace: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            inbound_idle: 300,
+            connect: 30,
+            greeting: 300,
+            ehlo: 300,
+            starttls: 300,
+            mail: 300,
+            rcpt: 300,
+            data_init: 120,
+            data_block: 180,
+            data_done: 600,
+            rset: 20,
+            quit: 20,
+            shutdown_grace: 60,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn secs(v: u64) -> Duration {
+        Duration::from_secs(v)
+    }
+}
+
+/// A domain name used as a table key: lowercased, no trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomainKey(pub String);
+
+impl<'de> Deserialize<'de> for DomainKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let key = s.trim_end_matches('.').to_ascii_lowercase();
+        if is_dns_name(&key) {
+            Ok(DomainKey(key))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{s:?} is not a valid domain name"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for DomainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A static next hop, written like a Postfix transport nexthop:
+/// `[host]:port` or `[192.0.2.1]:port` (no MX lookup; port defaults to 25)
+/// or `host:port` / `host` (MX lookup of `host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub host: String,
+    pub port: u16,
+    /// Look up MX records of `host` (no brackets) or use `host` itself.
+    pub mx_lookup: bool,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mx_lookup {
+            write!(f, "{}:{}", self.host, self.port)
+        } else {
+            write!(f, "[{}]:{}", self.host, self.port)
+        }
+    }
+}
+
+impl FromStr for Route {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let syntax = || {
+            format!("{s:?} is not a next hop: expected [host]:port, [address]:port or host:port")
+        };
+        let (host, rest, mx_lookup) = if let Some(inner) = s.strip_prefix('[') {
+            let end = inner.find(']').ok_or_else(syntax)?;
+            (&inner[..end], &inner[end + 1..], false)
+        } else {
+            match s.rfind(':') {
+                Some(i) => (&s[..i], &s[i..], true),
+                None => (s, "", true),
+            }
+        };
+        let port = match rest {
+            "" => 25,
+            r => r
+                .strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(syntax)?,
+        };
+        let host = host
+            .strip_prefix("ipv6:")
+            .or_else(|| host.strip_prefix("IPv6:"))
+            .unwrap_or(host);
+        let valid = if mx_lookup {
+            is_dns_name(host)
+        } else {
+            host.parse::<IpAddr>().is_ok() || is_dns_name(host)
+        };
+        if !valid {
+            return Err(syntax());
+        }
+        Ok(Route {
+            host: host.trim_end_matches('.').to_ascii_lowercase(),
+            port,
+            mx_lookup,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// True for a plausible DNS host name: LDH labels of 1..=63 octets, at most
+/// 253 octets in all.
+pub fn is_dns_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: line {line}, key `{key}`: {message}")]
+    Invalid {
+        origin: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    Semantic { origin: String, message: String },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            ConfigError::Invalid {
+                origin: origin.to_owned(),
+                line,
+                key,
+                message: inner.message().trim().to_owned(),
+            }
+        })?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    /// Checks that need more than one value at a time.
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let fail = |message: String| {
+            Err(ConfigError::Semantic {
+                origin: origin.to_owned(),
+                message,
+            })
+        };
+        if self.server.listen.is_empty() {
+            return fail("server.listen: at least one address is needed".into());
+        }
+        if self.server.max_connections == 0 {
+            return fail("server.max_connections: must be at least 1".into());
+        }
+        if self.server.max_message_size == 0 {
+            return fail("server.max_message_size: must be at least 1".into());
+        }
+        if self.server.max_recipients == 0 {
+            return fail("server.max_recipients: must be at least 1".into());
+        }
+        if self.dns.mode == DnsMode::TrustAd {
+            if let Some(ns) = self
+                .dns
+                .nameservers
+                .iter()
+                .find(|ns| !ns.ip().is_loopback())
+            {
+                return fail(format!(
+                    "dns.nameservers: {ns} is not a loopback address; mode \"trust-ad\" trusts the resolver's AD bit, which is only safe from a validating resolver on this host (the path to any other can be tampered with)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! The inbound connection: the stream, its read buffer and the replies
+//! queued for it.
+//!
+//! Replies are queued and written when the session is about to wait for
+//! more input, so a pipelining client gets its replies in batches (RFC
+//! 2920) and a non-pipelining one gets each reply before it sends again.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+
+use crate::smtp::line::{find_line, LineError, MAX_COMMAND_LINE};
+use crate::smtp::reply::Reply;
+
+/// Bytes read per system call at most; also the read buffer's usual size.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why no more input is coming.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("client closed the connection")]
+    Closed,
+    #[error("client idle past the timeout")]
+    Timeout,
+    #[error("read error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// One framed command line, or a line that was too long (and has been
+/// discarded up to its end).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Framed {
+    Line(Vec<u8>),
+    TooLong,
+}
+
+pub struct Connection<S> {
+    io: S,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    /// Discarding the rest of an overlong line.
+    discarding: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(io: S) -> Self {
+        Connection {
+            io,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(512),
+            discarding: false,
+        }
+    }
+
+    /// Queues a reply; it is written by the next [`flush`](Self::flush).
+    pub fn queue(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.wbuf);
+    }
+
+    /// Writes queued replies.
+    pub async fn flush(&mut self, limit: Duration) -> io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let io = &mut self.io;
+        let wbuf = &self.wbuf;
+        let r = timeout(limit, async move {
+            io.write_all(wbuf).await?;
+            io.flush().await
+        })
+        .await;
+        self.wbuf.clear();
+        match r {
+            Ok(r) => r,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// The next command line. Queued replies are flushed before waiting
+    /// for input.
+    pub async fn next_line(&mut self, idle: Duration) -> Result<Framed, InputError> {
+        loop {
+            if self.discarding {
+                match self.rbuf.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        self.rbuf.advance(i + 1);
+                        self.discarding = false;
+                        return Ok(Framed::TooLong);
+                    }
+                    None => self.rbuf.clear(),
+                }
+            } else {
+                match find_line(&self.rbuf, MAX_COMMAND_LINE) {
+                    Ok(line) => {
+                        let text = line.text.to_vec();
+                        let used = line.consumed;
+                        self.rbuf.advance(used);
+                        return Ok(Framed::Line(text));
+                    }
+                    Err(LineError::Incomplete) => {}
+                    Err(LineError::TooLong { .. }) => {
+                        self.discarding = true;
+                        continue;
+                    }
+                }
+            }
+            self.fill(idle).await?;
+        }
+    }
+
+    /// Bytes received and not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.rbuf
+    }
+
+    /// Drops `n` consumed bytes from the front of the read buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.rbuf.advance(n);
+    }
+
+    /// Reads more input, flushing queued replies first.
+    pub async fn fill(&mut self, idle: Duration) -> Result<(), InputError> {
+        self.flush(idle).await?;
+        self.rbuf.reserve(READ_CHUNK);
+        match timeout(idle, self.io.read_buf(&mut self.rbuf)).await {
+            Err(_) => Err(InputError::Timeout),
+            Ok(Ok(0)) => Err(InputError::Closed),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(InputError::Io(e)),
+        }
+    }
+
+    /// Writes queued replies and closes the write side.
+    pub async fn close(mut self, limit: Duration) {
+        let _ = self.flush(limit).await;
+        let _ = timeout(limit, self.io.shutdown()).await;
+    }
+}

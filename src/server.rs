@@ -1,0 +1,152 @@
+//! The listener: binds the configured addresses, admits clients (the
+//! allow list, the connection limit), spawns a session per connection and
+//! runs the shutdown sequence.
+//!
+//! On shutdown the listeners keep answering for the grace period, but
+//! only with `421 4.3.2`; sessions finish the transaction in flight and
+//! are told 421 at their next command. After the grace period whatever is
+//! left is dropped: a destination never received an end of data it was not
+//! meant to, so dropping is safe.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::inbound::session::Session;
+use crate::relay::Context;
+use crate::reply_map::Answer;
+
+/// A bound, not yet running server.
+pub struct Server {
+    ctx: Arc<Context>,
+    listeners: Vec<TcpListener>,
+}
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+fn session_id() -> String {
+    let n = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    format!("{:X}{:05X}", std::process::id() & 0xfff, n)
+}
+
+impl Server {
+    /// Binds every `server.listen` address.
+    pub async fn bind(ctx: Arc<Context>) -> std::io::Result<Server> {
+        let mut listeners = Vec::new();
+        for addr in &ctx.config.server.listen {
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+            })?;
+            listeners.push(l);
+        }
+        Ok(Server { ctx, listeners })
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let (tx, rx) = watch::channel(false);
+        let limit = Arc::new(Semaphore::new(self.ctx.config.server.max_connections));
+        let mut acceptors = JoinSet::new();
+        for listener in self.listeners {
+            if let Ok(addr) = listener.local_addr() {
+                info!("listening on {addr}");
+            }
+            acceptors.spawn(accept_loop(
+                listener,
+                self.ctx.clone(),
+                limit.clone(),
+                rx.clone(),
+            ));
+        }
+        stop.await;
+        info!("shutting down: finishing transactions in flight");
+        let _ = tx.send(true);
+        let grace = Duration::from_secs(self.ctx.timeouts.shutdown_grace);
+        let max = self.ctx.config.server.max_connections as u32;
+        let all_done = async {
+            // Every permit back means every session ended.
+            let _ = limit.acquire_many(max).await;
+        };
+        if tokio::time::timeout(grace, all_done).await.is_err() {
+            warn!("grace period over: dropping the remaining sessions");
+        }
+        acceptors.abort_all();
+        info!("stopped");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    limit: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut sessions = JoinSet::new();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => { backoff = Duration::from_millis(10); x }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, retry.
+                    error!("accept failed: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+        };
+        let _ = stream.set_nodelay(true);
+        if !ctx.config.server.allows(peer.ip()) {
+            info!(client = %peer, "client not in allow_clients: refused");
+            let reply = Answer::NotAllowed { client: peer.ip() }.reply();
+            sessions.spawn(refuse(stream, reply.to_wire()));
+            continue;
+        }
+        if *shutdown.borrow() {
+            sessions.spawn(refuse(stream, Answer::ShuttingDown.reply().to_wire()));
+            continue;
+        }
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            warn!(client = %peer, "connection limit reached: refused");
+            sessions.spawn(refuse(stream, Answer::TooBusy.reply().to_wire()));
+            continue;
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        sessions.spawn(async move {
+            let id = session_id();
+            info!(session = %id, client = %peer, "connect");
+            Session::new(stream, ctx, id.clone(), peer, shutdown)
+                .run()
+                .await;
+            info!(session = %id, client = %peer, "disconnect");
+            drop(permit);
+        });
+    }
+}
+
+/// Writes one reply and closes, within a short bound.
+async fn refuse(mut stream: TcpStream, reply: Vec<u8>) {
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        stream.write_all(&reply).await?;
+        stream.shutdown().await
+    })
+    .await;
+}

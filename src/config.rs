@@ -406,3 +406,189 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCUMENTED: &str = include_str!("../config/danegate.toml");
+
+    #[test]
+    fn documented_file_holds_the_defaults() {
+        let parsed = Config::parse(DOCUMENTED, "config/danegate.toml").unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn documented_file_names_every_key() {
+        // Every key of every section appears in the documented file, set
+        // or commented out.
+        let keys = [
+            "listen",
+            "allow_clients",
+            "hostname",
+            "max_connections",
+            "max_message_size",
+            "max_recipients",
+            "mode",
+            "nameservers",
+            "trust_anchor_file",
+            "timeout",
+            "default",
+            "inbound_idle",
+            "connect",
+            "greeting",
+            "ehlo",
+            "starttls",
+            "mail",
+            "rcpt",
+            "data_init",
+            "data_block",
+            "data_done",
+            "rset",
+            "quit",
+            "shutdown_grace",
+        ];
+        for key in keys {
+            assert!(
+                DOCUMENTED.contains(&format!("\n{key} = "))
+                    || DOCUMENTED.contains(&format!("\n# {key} = ")),
+                "{key} is not documented"
+            );
+        }
+        for section in [
+            "[server]",
+            "[dns]",
+            "[policy]",
+            "[policy.domains]",
+            "[routes]",
+            "[timeouts]",
+        ] {
+            assert!(DOCUMENTED.contains(section), "{section} is not documented");
+        }
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = Config::parse(
+            r#"
+[server]
+listen = ["127.0.0.1:10025", "[::1]:10025"]
+allow_clients = ["10.0.0.0/8", "::1/128"]
+hostname = "Relay.Example.NET"
+[dns]
+mode = "trust-ad"
+nameservers = ["127.0.0.1:53"]
+trust_anchor_file = "/etc/danegate/anchors"
+[policy]
+default = "dane"
+mode = "test"
+[policy.domains]
+"Example.org." = "dane-only"
+"b.example" = "may"
+[routes]
+"internal.example" = "[10.1.2.3]:25"
+"mx.example" = "relay.example:2525"
+"v6.example" = "[ipv6:2001:db8::1]"
+"#,
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.len(), 2);
+        assert_eq!(c.server.hostname.0, "relay.example.net");
+        assert_eq!(c.policy.mode, Mode::Test);
+        assert_eq!(c.policy.level_for("EXAMPLE.ORG"), Level::DaneOnly);
+        assert_eq!(c.policy.level_for("b.example"), Level::May);
+        assert_eq!(c.policy.level_for("other.example"), Level::Dane);
+        let r = &c.routes[&DomainKey("internal.example".into())];
+        assert_eq!(
+            (r.host.as_str(), r.port, r.mx_lookup),
+            ("10.1.2.3", 25, false)
+        );
+        let r = &c.routes[&DomainKey("mx.example".into())];
+        assert_eq!(
+            (r.host.as_str(), r.port, r.mx_lookup),
+            ("relay.example", 2525, true)
+        );
+        let r = &c.routes[&DomainKey("v6.example".into())];
+        assert_eq!(
+            (r.host.as_str(), r.port, r.mx_lookup),
+            ("2001:db8::1", 25, false)
+        );
+        assert!(c.server.allows("10.9.8.7".parse().unwrap()));
+        assert!(c.server.allows("::ffff:10.9.8.7".parse().unwrap()));
+        assert!(!c.server.allows("192.0.2.1".parse().unwrap()));
+    }
+
+    /// (config text, expected error text)
+    const BAD: &[(&str, &str)] = &[
+        (
+            "[server]\nlisten = [\"127.0.0.1:10025\"]\nbogus = 1\n",
+            "test: line 3, key `server.bogus`: unknown field `bogus`",
+        ),
+        (
+            "[server]\nallow_clients = [\"127.0.0.0/8\", \"10.0.0.300/8\"]\n",
+            "test: line 2, key `server.allow_clients[1]`: invalid IP address syntax",
+        ),
+        (
+            "[policy]\ndefault = \"strict\"\n",
+            "test: line 2, key `policy.default`: unknown variant `strict`, expected one of `dane`, `dane-only`, `encrypt`, `may`",
+        ),
+        (
+            "\n[routes]\n\"a.example\" = \"[10.1.2.3]:99999\"\n",
+            "test: line 3, key `routes.a.example`: \"[10.1.2.3]:99999\" is not a next hop: expected [host]:port, [address]:port or host:port",
+        ),
+        (
+            "[server]\nmax_connections = \"many\"\n",
+            "test: line 2, key `server.max_connections`: invalid type: string \"many\", expected usize",
+        ),
+        (
+            "[dns]\nmode = \"trust-ad\"\nnameservers = [\"192.0.2.53:53\"]\n",
+            "test: dns.nameservers: 192.0.2.53:53 is not a loopback address; mode \"trust-ad\" trusts the resolver's AD bit, which is only safe from a validating resolver on this host (the path to any other can be tampered with)",
+        ),
+        ("[server]\nlisten = []\n", "test: server.listen: at least one address is needed"),
+        (
+            "[policy.domains]\n\"not a domain\" = \"dane\"\n",
+            "test: line 2, key `policy.domains.not a domain`: \"not a domain\" is not a valid domain name",
+        ),
+        ("[nosuch]\n", "test: line 1, key `nosuch`: unknown field `nosuch`"),
+    ];
+
+    #[test]
+    fn bad_configs_name_key_and_line() {
+        for (text, want) in BAD {
+            let got = Config::parse(text, "test").unwrap_err().to_string();
+            assert!(
+                got.starts_with(want),
+                "for {text:?}\n got: {got}\nwant: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_syntax() {
+        let ok = [
+            ("[mx.example]", ("mx.example", 25, false)),
+            ("[mx.example]:2525", ("mx.example", 2525, false)),
+            ("mx.example", ("mx.example", 25, true)),
+            ("[192.0.2.1]:25", ("192.0.2.1", 25, false)),
+        ];
+        for (s, (host, port, mx)) in ok {
+            let r: Route = s.parse().unwrap();
+            assert_eq!(
+                (r.host.as_str(), r.port, r.mx_lookup),
+                (host, port, mx),
+                "{s}"
+            );
+        }
+        for bad in [
+            "[mx.example",
+            "[mx.example]:0",
+            "mx example",
+            "[mx.example]x",
+            "",
+        ] {
+            assert!(bad.parse::<Route>().is_err(), "{bad:?} should be refused");
+        }
+    }
+}

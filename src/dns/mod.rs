@@ -10,7 +10,10 @@
 //! This module answers questions about names; deciding what to do with the
 //! answers is `nexthop`'s job.
 
+pub mod anchors;
+pub mod cache;
 pub mod hickory;
+pub mod wire;
 
 use std::fmt;
 use std::future::Future;
@@ -54,12 +57,13 @@ impl fmt::Display for Security {
 /// The outcome of a lookup that did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup<T> {
-    /// At least one record. `canonical` is the name the records are owned
-    /// by when the queried name was a CNAME (alias) for it.
+    /// At least one record. `canonical` is set when the queried name was
+    /// an alias (CNAME chain) for the name that owns the records.
+    /// `security` covers the whole answer, chain included.
     Records {
         records: Vec<T>,
         security: Security,
-        canonical: Option<String>,
+        canonical: Option<Alias>,
     },
     /// The name exists but has no records of this type.
     NoData { security: Security },
@@ -83,6 +87,15 @@ impl<T> Lookup<T> {
             _ => &[],
         }
     }
+}
+
+/// Where a CNAME chain ended, and whether every link of it was secure
+/// (dane-rules §2.1: the TLSA base domain may be the expanded name only
+/// then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub name: String,
+    pub secure: bool,
 }
 
 /// Why a lookup failed.
@@ -129,6 +142,26 @@ pub struct Mx {
     pub exchange: String,
 }
 
+/// One TLSA record (RFC 6698), usable or not: judging it is the caller's
+/// job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tlsa {
+    pub usage: u8,
+    pub selector: u8,
+    pub mtype: u8,
+    pub data: Vec<u8>,
+}
+
+impl fmt::Display for Tlsa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} ", self.usage, self.selector, self.mtype)?;
+        for b in &self.data {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 pub type LookupResult<T> = Result<Lookup<T>, DnsFailure>;
 
 /// The questions danegate asks of DNS. Names are fully qualified (no
@@ -137,4 +170,121 @@ pub trait Resolver: Send + Sync {
     fn mx<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Mx>>;
     fn ipv4<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Ipv4Addr>>;
     fn ipv6<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Ipv6Addr>>;
+    /// TLSA records at `name` (e.g. `_25._tcp.mx1.example.net`). The
+    /// default answers "none, insecure", for resolvers that cannot know.
+    fn tlsa<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Tlsa>> {
+        let _ = name;
+        Box::pin(async {
+            Ok(Lookup::NoData {
+                security: Security::Insecure,
+            })
+        })
+    }
+}
+
+/// The name servers to use: the configured ones, or those of
+/// /etc/resolv.conf.
+pub fn nameservers(dns: &crate::config::Dns) -> Result<Vec<std::net::SocketAddr>, String> {
+    if !dns.nameservers.is_empty() {
+        return Ok(dns.nameservers.clone());
+    }
+    let text = std::fs::read_to_string("/etc/resolv.conf")
+        .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
+    let servers: Vec<_> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .collect();
+    if servers.is_empty() {
+        return Err("/etc/resolv.conf names no nameserver; set dns.nameservers".into());
+    }
+    Ok(servers)
+}
+
+/// The resolver the configuration asks for, and the zone whose DNSKEY
+/// answer proves that validation works.
+pub struct Built {
+    pub resolver: std::sync::Arc<cache::CachingResolver>,
+    pub probe_zone: String,
+    /// What the anchors are, for the start-up log.
+    pub anchors: String,
+}
+
+/// Most cached answers.
+const CACHE_ENTRIES: usize = 20_000;
+
+pub async fn build(dns: &crate::config::Dns) -> Result<Built, String> {
+    use crate::config::DnsMode;
+    let servers = nameservers(dns)?;
+    let timeout = std::time::Duration::from_secs(dns.timeout.max(1));
+    let (backend, probe_zone, anchors): (Box<dyn cache::Backend>, String, String) = match dns.mode {
+        DnsMode::Validate => {
+            let a = anchors::load(dns.trust_anchor_file.as_deref(), &servers, timeout).await?;
+            let mut dns = dns.clone();
+            dns.nameservers = servers;
+            let backend = hickory::ValidatingBackend::new(&dns, std::sync::Arc::new(a.trust))?;
+            (Box::new(backend), a.zone.to_ascii(), a.summary)
+        }
+        DnsMode::TrustAd => {
+            if let Some(ns) = servers.iter().find(|s| !s.ip().is_loopback()) {
+                return Err(format!(
+                    "dns mode \"trust-ad\" needs a validating resolver on this host, but {ns} (from /etc/resolv.conf) is not a loopback address; set dns.nameservers"
+                ));
+            }
+            let zone = match &dns.trust_anchor_file {
+                Some(path) => anchor_zone(path)?,
+                None => ".".to_owned(),
+            };
+            let backend = wire::AdBackend::new(servers.clone(), timeout, true);
+            (Box::new(backend), zone, "the resolver's own".to_owned())
+        }
+    };
+    Ok(Built {
+        resolver: std::sync::Arc::new(cache::CachingResolver::new(backend, timeout, CACHE_ENTRIES)),
+        probe_zone,
+        anchors,
+    })
+}
+
+/// The owner of the first record of an anchor file.
+fn anchor_zone(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read trust anchor file {}: {e}", path.display()))?;
+    text.lines()
+        .map(|l| l.split(';').next().unwrap_or("").trim())
+        .find(|l| !l.is_empty())
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{}: no records", path.display()))
+}
+
+/// Checks that validation works: the anchored zone's DNSKEY answer must
+/// be secure. A resolver that strips signatures, or a validator that
+/// cannot reach the zone, fails here.
+pub async fn probe(resolver: &cache::CachingResolver, zone: &str) -> Result<(), String> {
+    use hickory_resolver::proto::rr::RecordType;
+    match resolver.raw(zone, RecordType::DNSKEY).await {
+        Ok(a) if a.security.is_secure() && a.kind == cache::RawKind::Records => Ok(()),
+        Ok(a) => Err(format!(
+            "DNSSEC does not work: the DNSKEY answer for {zone} is {} ({:?}); the resolver may strip DNSSEC records or not validate, so no answer could ever be proven secure",
+            a.security, a.kind
+        )),
+        Err(e) => Err(format!("DNSSEC does not work: {e}")),
+    }
+}
+
+/// A resolver that asks the configured name servers and reports every
+/// answer insecure: nothing is claimed secure that was not proven so.
+pub fn unvalidated(
+    dns: &crate::config::Dns,
+) -> Result<std::sync::Arc<cache::CachingResolver>, String> {
+    let servers = nameservers(dns)?;
+    let timeout = std::time::Duration::from_secs(dns.timeout.max(1));
+    let backend = wire::AdBackend::new(servers, timeout, false);
+    Ok(std::sync::Arc::new(cache::CachingResolver::new(
+        Box::new(backend),
+        timeout,
+        CACHE_ENTRIES,
+    )))
 }

@@ -1,0 +1,239 @@
+//! DNS messages over UDP (and TCP when truncated), written with
+//! hickory-proto's message types: the `trust-ad` backend, and the raw
+//! queries used to fetch trust anchor keys.
+//!
+//! In `trust-ad` mode a local validating resolver does the DNSSEC work and
+//! we trust its AD flag: every query sets DO (so the resolver validates)
+//! and AD (so it reports the result, RFC 6840 §5.7). Only NOERROR and
+//! NXDOMAIN answers are data; any other response code is a failure.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_resolver::proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+use super::cache::{Backend, RawAnswer, RawKind};
+use super::{Alias, BoxFuture, FailureKind, Security};
+
+/// Builds a recursive query with DO and AD set; `cd` asks the resolver not
+/// to validate (to fetch keys it cannot validate yet).
+pub(super) fn query_message(name: &Name, rtype: RecordType, cd: bool) -> Message {
+    let mut m = Message::query();
+    m.metadata.recursion_desired = true;
+    m.metadata.authentic_data = true;
+    m.metadata.checking_disabled = cd;
+    m.add_query(Query::query(name.clone(), rtype));
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    m
+}
+
+/// Sends `query` to `server` and returns the matching response.
+pub(super) async fn exchange(
+    server: SocketAddr,
+    query: &Message,
+    limit: Duration,
+) -> Result<Message, FailureKind> {
+    let bytes = query
+        .to_vec()
+        .map_err(|e| FailureKind::Other(format!("cannot encode query: {e}")))?;
+    let response = match timeout(limit, udp(server, &bytes, query.metadata.id)).await {
+        Err(_) => return Err(FailureKind::Timeout),
+        Ok(r) => r.map_err(|e| FailureKind::Other(format!("{server}: {e}")))?,
+    };
+    if !response.metadata.truncation {
+        return Ok(response);
+    }
+    match timeout(limit, tcp(server, &bytes, query.metadata.id)).await {
+        Err(_) => Err(FailureKind::Timeout),
+        Ok(r) => r.map_err(|e| FailureKind::Other(format!("{server} (TCP): {e}"))),
+    }
+}
+
+async fn udp(server: SocketAddr, bytes: &[u8], id: u16) -> std::io::Result<Message> {
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(server).await?;
+    socket.send(bytes).await?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).await?;
+        // Stray or spoofed datagrams with another id are ignored.
+        if let Ok(m) = Message::from_vec(&buf[..n]) {
+            if m.metadata.id == id {
+                return Ok(m);
+            }
+        }
+    }
+}
+
+async fn tcp(server: SocketAddr, bytes: &[u8], id: u16) -> std::io::Result<Message> {
+    let mut stream = TcpStream::connect(server).await?;
+    let len = u16::try_from(bytes.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(bytes).await?;
+    loop {
+        let n = stream.read_u16().await? as usize;
+        let mut buf = vec![0u8; n];
+        stream.read_exact(&mut buf).await?;
+        let m = Message::from_vec(&buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        if m.metadata.id == id {
+            return Ok(m);
+        }
+    }
+}
+
+/// Follows the CNAME chain from `qname` through the answer section.
+/// Returns the final owner name and the CNAME records passed.
+pub(super) fn follow_chain<'a>(qname: &Name, answers: &'a [Record]) -> (Name, Vec<&'a Record>) {
+    let mut current = qname.clone();
+    let mut links = Vec::new();
+    // Bounded: a chain cannot be longer than the answer section.
+    for _ in 0..answers.len() {
+        // Name equality is case-insensitive, as DNS names are.
+        let next = answers
+            .iter()
+            .find(|r| r.record_type() == RecordType::CNAME && r.name == current);
+        match next {
+            Some(r) => {
+                if let RData::CNAME(target) = &r.data {
+                    links.push(r);
+                    current = target.0.clone();
+                } else {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    (current, links)
+}
+
+/// The negative TTL of a denial: the SOA's TTL capped by its minimum.
+pub(super) fn negative_ttl(authorities: &[Record]) -> u32 {
+    authorities
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+            _ => None,
+        })
+        .unwrap_or(60)
+}
+
+/// The `trust-ad` backend: a validating resolver on this host. Built
+/// with `trust_ad = false` it never believes the AD flag, and every answer
+/// is insecure: what danegate uses until DNSSEC is proven to work.
+pub struct AdBackend {
+    servers: Vec<SocketAddr>,
+    timeout: Duration,
+    trust_ad: bool,
+}
+
+impl AdBackend {
+    pub fn new(servers: Vec<SocketAddr>, timeout: Duration, trust_ad: bool) -> Self {
+        AdBackend {
+            servers,
+            timeout,
+            trust_ad,
+        }
+    }
+
+    async fn ask(&self, name: &Name, rtype: RecordType) -> Result<Message, FailureKind> {
+        let query = query_message(name, rtype, false);
+        let mut last = FailureKind::Other("no nameservers configured".into());
+        for server in &self.servers {
+            match exchange(*server, &query, self.timeout).await {
+                Ok(m) => return Ok(m),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Result<RawAnswer, FailureKind> {
+        let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
+            .map_err(|e| FailureKind::Other(format!("bad name {name:?}: {e}")))?;
+        let response = self.ask(&qname, rtype).await?;
+        let security = if self.trust_ad && response.metadata.authentic_data {
+            Security::Secure
+        } else {
+            Security::Insecure
+        };
+        let kind = match response.metadata.response_code {
+            ResponseCode::NoError => RawKind::Records,
+            ResponseCode::NXDomain => RawKind::NxDomain,
+            ResponseCode::ServFail => return Err(FailureKind::ServFail),
+            ResponseCode::Refused => return Err(FailureKind::Refused),
+            other => return Err(FailureKind::Other(format!("response code {other}"))),
+        };
+        let (owner, links) = if rtype == RecordType::CNAME {
+            (qname.clone(), Vec::new())
+        } else {
+            follow_chain(&qname, &response.answers)
+        };
+        let alias = if links.is_empty() {
+            None
+        } else {
+            let secure = security.is_secure() || (self.trust_ad && self.links_secure(&links).await);
+            Some(Alias {
+                name: owner.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
+                secure,
+            })
+        };
+        let records: Vec<&Record> = response
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == rtype && r.name == owner)
+            .collect();
+        let kind = match (kind, records.is_empty()) {
+            (RawKind::Records, true) => RawKind::NoData,
+            (k, _) => k,
+        };
+        let ttl = if records.is_empty() {
+            negative_ttl(&response.authorities)
+        } else {
+            records.iter().map(|r| r.ttl).min().unwrap_or(0)
+        };
+        Ok(RawAnswer {
+            kind,
+            records: records.into_iter().map(|r| r.data.clone()).collect(),
+            security,
+            alias,
+            ttl,
+        })
+    }
+
+    /// An insecure answer that went through a CNAME chain: were the links
+    /// themselves secure? (The AD bit covers the whole answer, so an
+    /// unsigned target hides a signed alias.)
+    async fn links_secure(&self, links: &[&Record]) -> bool {
+        for link in links {
+            match self.ask(&link.name, RecordType::CNAME).await {
+                Ok(m) if m.metadata.authentic_data => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Backend for AdBackend {
+    fn query<'a>(
+        &'a self,
+        name: &'a str,
+        rtype: RecordType,
+    ) -> BoxFuture<'a, Result<RawAnswer, FailureKind>> {
+        Box::pin(self.lookup(name, rtype))
+    }
+}

@@ -41,6 +41,8 @@ pub struct Connection<S> {
     io: S,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
+    /// Bytes of `wbuf` already written.
+    written: usize,
     /// Discarding the rest of an overlong line.
     discarding: bool,
 }
@@ -51,6 +53,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             io,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: Vec::with_capacity(512),
+            written: 0,
             discarding: false,
         }
     }
@@ -60,22 +63,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         reply.write_to(&mut self.wbuf);
     }
 
-    /// Writes queued replies.
+    /// Writes queued replies. Cancel-safe: progress is kept in `written`,
+    /// so a flush dropped half way (the session's shutdown `select!`)
+    /// neither loses nor repeats a byte when the next one resumes.
     pub async fn flush(&mut self, limit: Duration) -> io::Result<()> {
-        if self.wbuf.is_empty() {
-            return Ok(());
+        while self.written < self.wbuf.len() {
+            let n = match timeout(limit, self.io.write(&self.wbuf[self.written..])).await {
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                Ok(r) => r?,
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.written += n;
         }
-        let io = &mut self.io;
-        let wbuf = &self.wbuf;
-        let r = timeout(limit, async move {
-            io.write_all(wbuf).await?;
-            io.flush().await
-        })
-        .await;
         self.wbuf.clear();
-        match r {
-            Ok(r) => r,
+        self.written = 0;
+        match timeout(limit, self.io.flush()).await {
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
+            Ok(r) => r,
         }
     }
 

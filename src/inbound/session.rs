@@ -61,6 +61,9 @@ struct Transaction {
     domain: Option<String>,
     /// MAIL FROM was accepted by the destination.
     mail_sent: bool,
+    /// The destination gave its final reply to the content, which ends
+    /// its transaction; until then an abandoned transaction needs RSET.
+    dest_done: bool,
     accepted: Vec<Accepted>,
     rcpt_count: usize,
     /// Once set, every further RCPT and the data get this answer.
@@ -78,6 +81,7 @@ impl Transaction {
             started: Instant::now(),
             domain: None,
             mail_sent: false,
+            dest_done: false,
             accepted: Vec::new(),
             rcpt_count: 0,
             failed: None,
@@ -260,10 +264,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Flow::Continue
     }
 
-    /// Ends the transaction, if any, and tells the destination to forget it.
+    /// Ends the transaction, if any, and tells the destination to forget
+    /// it unless the destination already ended it.
     async fn reset(&mut self) {
         let Some(txn) = self.txn.take() else { return };
-        if !txn.mail_sent {
+        if !txn.mail_sent || txn.dest_done {
             return;
         }
         if let Some(dest) = self.dest.as_mut() {
@@ -452,11 +457,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         if txn.accepted.is_empty() {
             self.answer(Answer::NoValidRecipients);
-            self.txn = None;
+            self.reset().await;
             return Flow::Continue;
         }
         if let Some(f) = txn.failed.clone() {
-            self.end_transaction(Answer::Failed(&f).reply());
+            self.end_transaction(Answer::Failed(&f).reply()).await;
             return Flow::Continue;
         }
         let dest = self.dest.as_mut().expect("recipients were accepted");
@@ -464,12 +469,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(r) if r.code == 354 => {}
             Ok(r) => {
                 let f = Failure::remote(dest.client.peer(), Stage::DataInit, r);
-                self.end_transaction(Answer::Failed(&f).reply());
+                self.end_transaction(Answer::Failed(&f).reply()).await;
                 return Flow::Continue;
             }
             Err(e) => {
                 self.dest = None;
-                self.end_transaction(Answer::Failed(&Failure::Outbound(e)).reply());
+                self.end_transaction(Answer::Failed(&Failure::Outbound(e)).reply())
+                    .await;
                 return Flow::Continue;
             }
         }
@@ -508,7 +514,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if let Err(e) = self.conn.fill(idle).await {
                 debug!(session = %self.id, "input ended in DATA: {e}");
                 self.dest = None;
-                self.client_gone("receiving message content");
+                self.input_failed(&e, "receiving message content");
                 return Flow::Close;
             }
         }
@@ -521,14 +527,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         } else {
             self.final_reply(b".\r\n").await
         };
-        self.end_transaction(reply);
+        self.end_transaction(reply).await;
         Flow::Continue
     }
 
     /// Sends what ends the content and maps the destination's answer.
     async fn final_reply(&mut self, tail: &[u8]) -> Reply {
         let dest = self.dest.as_mut().expect("data goes to a destination");
-        match dest.client.end_data(tail).await {
+        let result = dest.client.end_data(tail).await;
+        if let (Ok(_), Some(txn)) = (&result, self.txn.as_mut()) {
+            txn.dest_done = true;
+        }
+        match result {
             Ok(r) if r.is_positive() => r,
             Ok(r) => {
                 Answer::Failed(&Failure::remote(dest.client.peer(), Stage::DataDone, r)).reply()
@@ -554,7 +564,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             self.conn.queue(&reply);
             if last {
-                self.txn = None;
+                self.reset().await;
             } else if let Some(txn) = self.txn.as_mut() {
                 // Later chunks of this message are read and refused.
                 txn.body = Body2::Failed;
@@ -565,7 +575,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if self.discard(size).await.is_err() {
                 return Flow::Close;
             }
-            self.end_transaction(reply);
+            self.end_transaction(reply).await;
             return Flow::Continue;
         }
         self.bdat_chunk(size, last).await
@@ -622,7 +632,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if let Err(e) = self.conn.fill(idle).await {
                     debug!(session = %self.id, "input ended in BDAT: {e}");
                     self.dest = None;
-                    self.client_gone("receiving a BDAT chunk");
+                    self.input_failed(&e, "receiving a BDAT chunk");
                     return Flow::Close;
                 }
             }
@@ -665,7 +675,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.conn.queue(&reply);
                 return Flow::Continue;
             }
-            self.end_transaction(reply);
+            self.end_transaction(reply).await;
         } else {
             self.conn.queue(&reply);
         }
@@ -685,7 +695,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             _ => {
                 let dest = self.dest.as_mut().expect("destination");
-                match dest.client.bdat_reply().await {
+                let result = dest.client.bdat_reply().await;
+                if last && result.is_ok() {
+                    txn.dest_done = true;
+                }
+                match result {
                     Ok(r) if r.is_positive() => r,
                     Ok(r) => {
                         Answer::Failed(&Failure::remote(dest.client.peer(), Stage::Bdat, r)).reply()
@@ -706,7 +720,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         while remaining > 0 {
             if self.conn.buffered().is_empty() {
                 if let Err(e) = self.conn.fill(idle).await {
-                    self.client_gone("receiving a BDAT chunk");
+                    self.dest = None;
+                    self.input_failed(&e, "receiving a BDAT chunk");
                     return Err(e);
                 }
             }
@@ -717,11 +732,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    /// Answers the end of a transaction and logs every recipient's outcome.
-    fn end_transaction(&mut self, reply: Reply) {
+    /// Answers the end of a transaction, logs every recipient's outcome and
+    /// leaves the destination ready for the next one.
+    async fn end_transaction(&mut self, reply: Reply) {
         self.log_all(&reply);
         self.conn.queue(&reply);
-        self.txn = None;
+        self.reset().await;
     }
 
     fn log_all(&self, reply: &Reply) {
@@ -731,6 +747,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.log_outcome(&a.rcpt, peer.as_ref(), reply);
             }
         }
+    }
+
+    /// Input stopped inside a transaction: a silent client is told why it
+    /// is disconnected, and every accepted recipient stays with the client.
+    fn input_failed(&mut self, e: &InputError, stage: &str) {
+        if matches!(e, InputError::Timeout) {
+            self.answer(Answer::IdleTimeout);
+        }
+        self.client_gone(stage);
     }
 
     /// The client vanished: every accepted recipient stays with it.

@@ -258,6 +258,21 @@ fn command_error(e: &CommandError) -> Reply {
     }
 }
 
+/// A positive destination reply passed on to the client. We announce
+/// ENHANCEDSTATUSCODES, so a reply without one gets the code RFC 3463
+/// gives that step.
+pub fn relayed(stage: Stage, mut reply: Reply) -> Reply {
+    if reply.enhanced.is_none() {
+        let class = (reply.code / 100) as u8;
+        reply.enhanced = match stage {
+            Stage::Mail => ec(class, 1, 0),
+            Stage::Rcpt => ec(class, 1, 5),
+            _ => ec(class, 0, 0),
+        };
+    }
+    reply
+}
+
 /// The reply for a failed delivery step.
 pub fn failure(f: &Failure) -> Reply {
     let text = f.to_string();
@@ -296,13 +311,15 @@ pub fn failure(f: &Failure) -> Reply {
             command,
             reply,
         } => {
-            let class = (reply.code / 100) as u8;
+            // 421 tells the client that *we* close the channel: the
+            // destination closing its own becomes an ordinary 451.
+            let code = if reply.code == 421 { 451 } else { reply.code };
+            let class = (code / 100) as u8;
             let enhanced = reply.enhanced.or(ec(class, 0, 0));
-            Reply::new(
-                reply.code,
-                enhanced,
-                format!("{peer} said: {} (in reply to {command})", reply.text()),
-            )
+            // No "(in reply to ...)" here: the legacy MTA adds its own
+            // (Postfix does), and it would read twice.
+            let _ = command;
+            Reply::new(code, enhanced, format!("{peer} said: {}", reply.text()))
         }
         Failure::Mismatch { peer, mismatch } => match mismatch {
             Mismatch::Smtputf8 => Reply::new(
@@ -343,7 +360,7 @@ mod tests {
         ));
         assert_eq!(
             r.to_string(),
-            "550 5.1.1 mx1.example.net[192.0.2.1]:25 said: <bob@example.net>: Recipient address rejected (in reply to RCPT TO command)"
+            "550 5.1.1 mx1.example.net[192.0.2.1]:25 said: <bob@example.net>: Recipient address rejected"
         );
     }
 

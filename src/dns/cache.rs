@@ -79,7 +79,11 @@ impl CachingResolver {
             }
         }
         let fail = |kind| DnsFailure {
-            name: key.0.clone(),
+            name: if key.0.is_empty() {
+                ".".to_owned()
+            } else {
+                key.0.clone()
+            },
             rtype: rtype_label(rtype),
             kind,
         };

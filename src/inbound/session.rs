@@ -23,7 +23,7 @@ use tracing::{debug, info};
 use super::connection::{Connection, Framed, InputError};
 use crate::outbound::{refusal, Peer};
 use crate::relay::{self, Context, Destination};
-use crate::reply_map::{Answer, Failure};
+use crate::reply_map::{relayed, Answer, Failure};
 use crate::smtp::command::{
     parse_command, Body, Command, ForwardPath, MailParams, Mailbox, RcptParams, ReversePath,
 };
@@ -71,6 +71,9 @@ struct Transaction {
     body: Body2,
     /// Content octets so far (BDAT).
     size: u64,
+    /// The destination address and TLS state this transaction went to,
+    /// kept for the log after the connection is gone.
+    relay: Option<(Peer, String)>,
 }
 
 impl Transaction {
@@ -87,6 +90,7 @@ impl Transaction {
             failed: None,
             body: Body2::NotStarted,
             size: 0,
+            relay: None,
         }
     }
 }
@@ -335,7 +339,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.answer(Answer::OtherDomain { first: &first });
                 self.log_outcome(
                     &mailbox.to_string(),
-                    None,
                     &Answer::OtherDomain { first: &first }.reply(),
                 );
                 return Flow::Continue;
@@ -349,6 +352,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(f) => {
                 let reply = Answer::Failed(&f).reply();
                 if let Some(txn) = self.txn.as_mut() {
+                    // A lost connection ends the transaction; a refused
+                    // recipient does not.
                     if txn.failed.is_none() && !matches!(f, Failure::Remote { .. }) {
                         txn.failed = Some(f);
                     }
@@ -358,7 +363,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         self.conn.queue(&reply);
         if !reply.is_positive() {
-            self.log_outcome(&mailbox.to_string(), self.peer().as_ref(), &reply);
+            self.log_outcome(&mailbox.to_string(), &reply);
         }
         Flow::Continue
     }
@@ -376,7 +381,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let mail_sent = self.txn.as_ref().is_some_and(|t| t.mail_sent);
         if !mail_sent {
-            self.start_transaction(domain).await?;
+            if let Err(f) = self.start_transaction(domain).await {
+                // Whatever stopped MAIL FROM stops every recipient of this
+                // transaction: answer them alike, without asking again.
+                if let Some(txn) = self.txn.as_mut() {
+                    txn.failed = Some(f.clone());
+                }
+                return Err(f);
+            }
         }
         let dest = self.dest.as_mut().expect("a transaction has a destination");
         match dest.client.rcpt(to, params).await {
@@ -388,9 +400,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if let Some(txn) = self.txn.as_mut() {
                     txn.accepted.push(Accepted { rcpt });
                 }
-                Ok(reply)
+                Ok(relayed(Stage::Rcpt, reply))
             }
-            Ok(reply) => Err(Failure::remote(dest.client.peer(), Stage::Rcpt, reply)),
+            Ok(reply) => {
+                let f = Failure::remote(dest.client.peer(), Stage::Rcpt, reply.clone());
+                if reply.code == 421 {
+                    // The destination is closing the connection.
+                    self.dest = None;
+                    if let Some(txn) = self.txn.as_mut() {
+                        txn.failed = Some(f.clone());
+                    }
+                }
+                Err(f)
+            }
             Err(e) => {
                 self.dest = None;
                 Err(Failure::Outbound(e))
@@ -416,6 +438,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.dest = Some(relay::connect(&self.ctx, &self.id, domain).await?);
             }
             let dest = self.dest.as_mut().expect("just connected");
+            let txn = self.txn.as_mut().expect("in a transaction");
+            txn.relay = Some((
+                dest.client.peer().clone(),
+                dest.client.tls_state().to_string(),
+            ));
             if let Some(mismatch) = refusal(&params, dest.client.capabilities()) {
                 return Err(Failure::Mismatch {
                     peer: dest.client.peer().clone(),
@@ -438,10 +465,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         unreachable!("the second attempt always returns")
-    }
-
-    fn peer(&self) -> Option<Peer> {
-        self.dest.as_ref().map(|d| d.client.peer().clone())
     }
 
     async fn data(&mut self) -> Flow {
@@ -539,7 +562,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             txn.dest_done = true;
         }
         match result {
-            Ok(r) if r.is_positive() => r,
+            Ok(r) if r.is_positive() => relayed(Stage::DataDone, r),
             Ok(r) => {
                 Answer::Failed(&Failure::remote(dest.client.peer(), Stage::DataDone, r)).reply()
             }
@@ -700,7 +723,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     txn.dest_done = true;
                 }
                 match result {
-                    Ok(r) if r.is_positive() => r,
+                    Ok(r) if r.is_positive() => relayed(Stage::Bdat, r),
                     Ok(r) => {
                         Answer::Failed(&Failure::remote(dest.client.peer(), Stage::Bdat, r)).reply()
                     }
@@ -742,9 +765,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     fn log_all(&self, reply: &Reply) {
         if let Some(txn) = &self.txn {
-            let peer = self.peer();
             for a in &txn.accepted {
-                self.log_outcome(&a.rcpt, peer.as_ref(), reply);
+                self.log_outcome(&a.rcpt, reply);
             }
         }
     }
@@ -776,16 +798,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// The per-recipient summary line.
-    fn log_outcome(&self, rcpt: &str, relay: Option<&Peer>, reply: &Reply) {
+    fn log_outcome(&self, rcpt: &str, reply: &Reply) {
         let Some(txn) = &self.txn else { return };
-        let tls = self
-            .dest
-            .as_ref()
-            .map(|d| d.client.tls_state().to_string())
-            .unwrap_or_else(|| "none".into());
-        let relay = relay
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "none".into());
+        let (relay, tls) = match &txn.relay {
+            Some((peer, tls)) => (peer.to_string(), tls.clone()),
+            None => ("none".to_owned(), "none".to_owned()),
+        };
         let outcome = if reply.is_positive() {
             "delivered"
         } else if reply.is_transient() {

@@ -1,0 +1,684 @@
+//! The lab's DNS data: which zones exist, who serves them, how each is
+//! signed, and the generation of everything that must be fresh each run
+//! (DNSSEC keys, DS records, certificates and the TLSA digests of them).
+//!
+//! The zone contents below are the truth the cases in `cases.rs` are
+//! written against; change both together. This module writes files only:
+//! starting and probing the daemons is `lab.rs`'s job.
+//!
+//! ```text
+//!   .            root server 127.0.53.1  KSK + ZSK (like the IANA root); the trust anchor
+//!   └ test.      TLD server  127.0.53.2  CSK
+//!     ├ secure.test. … tlsa-insecure.test.   leaf server 127.0.53.3 (see ZONES)
+//!     └ dead.test.   delegated to 127.0.53.99, where nothing listens
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::lab::{require_tool, run_ok, run_ok_stdin, write_file};
+
+/// One authoritative knotd of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// Serves the private root zone `.`.
+    Root,
+    /// Serves `test.`.
+    Tld,
+    /// Serves every zone below `test.`.
+    Leaf,
+}
+
+impl Server {
+    pub const ALL: [Server; 3] = [Server::Root, Server::Tld, Server::Leaf];
+
+    pub const fn addr(self) -> SocketAddr {
+        let last = match self {
+            Server::Root => 1,
+            Server::Tld => 2,
+            Server::Leaf => 3,
+        };
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, last), 53))
+    }
+
+    /// The name the parent's NS records use for this server.
+    pub const fn ns_name(self) -> &'static str {
+        match self {
+            Server::Root => "a.root-servers.lab.",
+            Server::Tld => "ns.test.",
+            Server::Leaf => "ns-leaf.test.",
+        }
+    }
+
+    /// Its directory in the lab (config, zone files, keys, log).
+    pub const fn dir_name(self) -> &'static str {
+        match self {
+            Server::Root => "knot-root",
+            Server::Tld => "knot-tld",
+            Server::Leaf => "knot-leaf",
+        }
+    }
+}
+
+/// Where the lab delegates `dead.test.` (and `_tcp.mx.tlsa-fail.test.`):
+/// nothing listens there, so lookups below it fail.
+pub const DEAD_NS: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 99), 53));
+
+/// How a zone is (or is not) signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// knotd signs with a KSK and a separate ZSK, as the IANA root is signed.
+    KskZsk,
+    /// knotd signs with one combined signing key (CSK).
+    Csk,
+    /// knotd signs with a CSK, but the parent's DS names a decoy key (made
+    /// by keymgr in a separate key store) that the zone never uses: bogus.
+    CskWrongDs,
+    /// Pre-signed by `ldns-signzone` with signatures that expired a week ago;
+    /// knotd serves the file as it is (`dnssec-signing: off`): bogus.
+    Expired,
+    /// Not signed; the parent has no DS: provably insecure.
+    Unsigned,
+}
+
+/// One zone of the lab. `records` is zone-file text relative to the zone's
+/// origin; the SOA, the apex NS and every delegation to a child zone listed
+/// in [`ZONES`] (NS, plus DS when the child is signed) are added by
+/// [`zone_text`]. Placeholders fill in what is generated each run:
+/// `{spki:HOST}` and `{cert:HOST}` are the SHA-256 of [`CERTS`] entry
+/// HOST's SubjectPublicKeyInfo / whole certificate (`{cert:ca}`: the lab
+/// CA's), `{spki-short:HOST}` the SPKI digest cut to 31 bytes.
+#[derive(Debug)]
+pub struct Zone {
+    pub name: &'static str,
+    pub server: Server,
+    pub signing: Signing,
+    pub records: &'static str,
+}
+
+/// Every zone of the lab, parents before children.
+pub const ZONES: &[Zone] = &[
+    Zone {
+        name: ".",
+        server: Server::Root,
+        signing: Signing::KskZsk,
+        records: "\
+a.root-servers.lab. A 127.0.53.1
+ns.test. A 127.0.53.2
+",
+    },
+    Zone {
+        name: "test.",
+        server: Server::Tld,
+        signing: Signing::Csk,
+        records: "\
+ns A 127.0.53.2
+ns-leaf A 127.0.53.3
+; delegated (without DS) to an address where nothing answers
+dead NS ns.dead
+ns.dead A 127.0.53.99
+",
+    },
+    Zone {
+        name: "secure.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx1
+@ MX 20 mx2
+mx1 A 127.0.25.1
+mx1 AAAA ::1
+_25._tcp.mx1 TLSA 3 1 1 {spki:mx1.secure.test}
+mx2 A 127.0.25.2
+_25._tcp.mx2 TLSA 2 0 1 {cert:ca}
+; CNAME targets of cname.test's MX hosts, and notlsa.test's MX host
+mx-target A 127.0.25.6
+_25._tcp.mx-target TLSA 3 1 1 {spki:mx-target.secure.test}
+mx-notlsa A 127.0.25.7
+",
+    },
+    Zone {
+        name: "unsigned.test.",
+        server: Server::Leaf,
+        signing: Signing::Unsigned,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.3
+_25._tcp.mx TLSA 3 1 1 {spki:mx.unsigned.test}
+; an insecure MX RRset naming a secure host
+secure-mx MX 10 mx1.secure.test.
+",
+    },
+    Zone {
+        name: "bogus.test.",
+        server: Server::Leaf,
+        signing: Signing::CskWrongDs,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.4
+_25._tcp.mx TLSA 3 1 1 {spki:mx.bogus.test}
+",
+    },
+    Zone {
+        name: "expired.test.",
+        server: Server::Leaf,
+        signing: Signing::Expired,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.5
+_25._tcp.mx TLSA 3 1 1 {spki:mx.expired.test}
+",
+    },
+    Zone {
+        name: "cname.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx
+@ MX 20 mx-fallback
+@ MX 30 mx-nofallback
+; the target has TLSA: it wins over this name's own
+mx CNAME mx-target.secure.test.
+_25._tcp.mx TLSA 3 1 1 {spki:mx.cname.test}
+; the target has none (secure denial): fall back to this name's
+mx-fallback CNAME mx-notlsa.secure.test.
+_25._tcp.mx-fallback TLSA 3 1 1 {spki:mx-fallback.cname.test}
+; the TLSA lookup at the target fails: no fallback to this name's
+mx-nofallback CNAME mx.tlsa-fail.test.
+_25._tcp.mx-nofallback TLSA 3 1 1 {spki:mx-nofallback.cname.test}
+",
+    },
+    Zone {
+        name: "nullmx.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 0 .
+",
+    },
+    Zone {
+        name: "nomx.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ A 127.0.25.8
+_25._tcp TLSA 3 1 1 {spki:nomx.test}
+",
+    },
+    Zone {
+        name: "insecure-addr.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx.unsigned.test.
+",
+    },
+    Zone {
+        name: "unusable.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.9
+; PKIX-TA and PKIX-EE: unusable for SMTP (RFC 7672 section 3.1.3)
+_25._tcp.mx TLSA 0 0 1 {cert:ca}
+_25._tcp.mx TLSA 1 1 1 {spki:mx.unusable.test}
+; DANE-EE, but a SHA-256 digest one byte short
+_25._tcp.mx TLSA 3 1 1 {spki-short:mx.unusable.test}
+",
+    },
+    Zone {
+        name: "tlsa-fail.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.10
+; the TLSA name lies in a zone delegated to where nothing answers
+_tcp.mx NS ns._tcp.mx
+ns._tcp.mx A 127.0.53.99
+",
+    },
+    Zone {
+        name: "tlsa-insecure.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.11
+",
+    },
+    Zone {
+        name: "_tcp.mx.tlsa-insecure.test.",
+        server: Server::Leaf,
+        signing: Signing::Unsigned,
+        records: "\
+_25 TLSA 3 1 1 {spki:mx.tlsa-insecure.test}
+",
+    },
+    Zone {
+        name: "addr-fail.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+; the first host's address lookup fails (bogus zone): skip it, use the second
+@ MX 10 mx.bogus.test.
+@ MX 20 mx1.secure.test.
+",
+    },
+    Zone {
+        name: "notlsa.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx-notlsa.secure.test.
+",
+    },
+];
+
+/// Who issued a host's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    /// Self-signed: for DANE-EE (`3 x x`) records.
+    SelfSigned,
+    /// The lab CA (`certs/ca.cert.pem`): for DANE-TA (`2 x x`) records.
+    LabCa,
+}
+
+/// The certificates the lab makes, one per name. The zones publish TLSA
+/// records for them; a receiver at the host's address can present them.
+/// Certificates named only by a decoy record (never served) are here too.
+pub const CERTS: &[(&str, Issuer)] = &[
+    ("mx1.secure.test", Issuer::SelfSigned),
+    ("mx2.secure.test", Issuer::LabCa),
+    ("mx-target.secure.test", Issuer::SelfSigned),
+    ("mx.unsigned.test", Issuer::SelfSigned),
+    ("mx.bogus.test", Issuer::SelfSigned),
+    ("mx.expired.test", Issuer::SelfSigned),
+    ("mx.cname.test", Issuer::SelfSigned),
+    ("mx-fallback.cname.test", Issuer::SelfSigned),
+    ("mx-nofallback.cname.test", Issuer::SelfSigned),
+    ("nomx.test", Issuer::SelfSigned),
+    ("mx.unusable.test", Issuer::SelfSigned),
+    ("mx.tlsa-insecure.test", Issuer::SelfSigned),
+];
+
+/// A generated certificate and key, as files in the lab directory.
+#[derive(Debug, Clone)]
+pub struct HostCert {
+    pub name: String,
+    pub issuer: Issuer,
+    /// PKCS#8 private key, PEM.
+    pub key_pem: PathBuf,
+    /// The certificate followed by its issuer's (for `LabCa`), PEM.
+    pub chain_pem: PathBuf,
+    /// SHA-256 of the SubjectPublicKeyInfo, lower-case hex (TLSA `x 1 1`).
+    pub spki_sha256: String,
+    /// SHA-256 of the whole certificate, lower-case hex (TLSA `x 0 1`).
+    pub cert_sha256: String,
+}
+
+/// The lab's certificates: the CA's and one per [`CERTS`] entry.
+#[derive(Debug)]
+pub struct Certs {
+    pub ca: HostCert,
+    pub hosts: BTreeMap<String, HostCert>,
+}
+
+/// Makes the lab CA and every certificate of [`CERTS`] under `dir`.
+pub fn make_certs(dir: &Path) -> Certs {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let ca_key = rcgen::KeyPair::generate().expect("rcgen CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "danegate DNS lab CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca_params
+        .self_signed(&ca_key)
+        .expect("rcgen CA certificate");
+    let ca = save_cert(dir, "ca", Issuer::SelfSigned, &ca_key, &ca_cert, None);
+
+    let mut hosts = BTreeMap::new();
+    for &(name, issuer) in CERTS {
+        let key = rcgen::KeyPair::generate().expect("rcgen key");
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
+        let cert = match issuer {
+            Issuer::SelfSigned => params.self_signed(&key),
+            Issuer::LabCa => params.signed_by(&key, &ca_cert, &ca_key),
+        }
+        .expect("rcgen certificate");
+        let chain_tail = (issuer == Issuer::LabCa).then_some(&ca_cert);
+        let hc = save_cert(dir, name, issuer, &key, &cert, chain_tail);
+        hosts.insert(name.to_string(), hc);
+    }
+    Certs { ca, hosts }
+}
+
+fn save_cert(
+    dir: &Path,
+    name: &str,
+    issuer: Issuer,
+    key: &rcgen::KeyPair,
+    cert: &rcgen::Certificate,
+    chain_tail: Option<&rcgen::Certificate>,
+) -> HostCert {
+    let key_pem = dir.join(format!("{name}.key.pem"));
+    let chain_pem = dir.join(format!("{name}.cert.pem"));
+    write_file(&key_pem, key.serialize_pem());
+    let mut chain = cert.pem();
+    if let Some(tail) = chain_tail {
+        chain.push_str(&tail.pem());
+    }
+    write_file(&chain_pem, chain);
+    HostCert {
+        name: name.to_string(),
+        issuer,
+        key_pem,
+        chain_pem,
+        spki_sha256: sha256_hex(&key.public_key_der()),
+        cert_sha256: sha256_hex(cert.der()),
+    }
+}
+
+/// SHA-256 by `openssl dgst` (the lab uses no hashing crate of its own).
+fn sha256_hex(data: &[u8]) -> String {
+    let out = run_ok_stdin(
+        Command::new(require_tool("openssl")).args(["dgst", "-sha256", "-r"]),
+        Some(data),
+    );
+    let hex = out.split_whitespace().next().unwrap_or("");
+    assert!(
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "unexpected `openssl dgst` output: {out:?}"
+    );
+    hex.to_ascii_lowercase()
+}
+
+/// The DNSSEC material generated before any daemon starts.
+#[derive(Debug, Default)]
+pub struct Keys {
+    /// DS records (`NAME. DS tag alg 2 digest`, SHA-256 only) to publish in
+    /// each signed zone's parent, by zone name.
+    pub ds: BTreeMap<String, String>,
+    /// The root's KSK as a DNSKEY record: `. DNSKEY 257 3 13 ...`.
+    pub root_dnskey: String,
+    /// The root's KSK as a DS record: `. DS tag 13 2 ...`.
+    pub root_ds: String,
+}
+
+/// The knotd config of `server`, which serves `zones`.
+pub fn knot_conf(server: Server, dir: &Path) -> String {
+    let d = dir.display();
+    let mut s = format!(
+        "# Generated by danegate's DNS lab (integration/dnslab/zones.rs).\n\
+         server:\n    rundir: \"{d}\"\n    listen: {ip}@{port}\n\n\
+         database:\n    storage: \"{d}\"\n    kasp-db: \"{d}/keys\"\n    \
+         journal-db: \"{d}/journal\"\n    timer-db: \"{d}/timers\"\n\n\
+         log:\n  - target: \"{d}/knotd.log\"\n    any: info\n\n\
+         policy:\n  - id: csk\n    algorithm: ecdsap256sha256\n    manual: on\n    \
+         single-type-signing: on\n  - id: ksk-zsk\n    algorithm: ecdsap256sha256\n    \
+         manual: on\n    single-type-signing: off\n\n\
+         template:\n  - id: default\n    storage: \"{d}/zones\"\n    \
+         # never write the signed zone back: zones/ keeps what was generated\n    \
+         zonefile-sync: -1\n    journal-content: none\n\nzone:\n",
+        ip = server.addr().ip(),
+        port = server.addr().port(),
+    );
+    for z in ZONES.iter().filter(|z| z.server == server) {
+        let _ = write!(
+            s,
+            "  - domain: \"{}\"\n    file: \"{}\"\n",
+            z.name,
+            zone_file_name(z)
+        );
+        match z.signing {
+            Signing::KskZsk => s.push_str("    dnssec-signing: on\n    dnssec-policy: ksk-zsk\n"),
+            Signing::Csk | Signing::CskWrongDs => {
+                s.push_str("    dnssec-signing: on\n    dnssec-policy: csk\n")
+            }
+            Signing::Expired | Signing::Unsigned => s.push_str("    dnssec-signing: off\n"),
+        }
+    }
+    s
+}
+
+/// The file knotd loads for `zone`, relative to its `zones/` directory.
+pub fn zone_file_name(zone: &Zone) -> String {
+    match zone.name {
+        "." => "root.zone".to_string(),
+        n => format!("{}zone", n),
+    }
+}
+
+/// Generates the keys of every signed zone: keymgr for the zones knotd
+/// signs (in each server's KASP database, so knotd finds them at start),
+/// keymgr in a separate store for the decoy DS, ldns-keygen for the
+/// pre-signed expired zone (ldns-signzone needs BIND-format keys).
+pub fn make_keys(lab: &Path) -> Keys {
+    let keymgr = require_tool("keymgr");
+    let mut keys = Keys::default();
+    for z in ZONES {
+        let conf = lab.join(z.server.dir_name()).join("knot.conf");
+        let knot_keymgr = |args: &[&str]| {
+            run_ok(
+                Command::new(&keymgr)
+                    .arg("-c")
+                    .arg(&conf)
+                    .arg(z.name)
+                    .args(args),
+            )
+        };
+        match z.signing {
+            Signing::KskZsk => {
+                knot_keymgr(&["generate", "algorithm=ecdsap256sha256", "ksk=yes", "zsk=no"]);
+                knot_keymgr(&["generate", "algorithm=ecdsap256sha256", "ksk=no", "zsk=yes"]);
+            }
+            Signing::Csk | Signing::CskWrongDs => {
+                knot_keymgr(&[
+                    "generate",
+                    "algorithm=ecdsap256sha256",
+                    "ksk=yes",
+                    "zsk=yes",
+                ]);
+            }
+            Signing::Expired | Signing::Unsigned => {}
+        }
+        let ds = match z.signing {
+            // keymgr prints a DS (SHA-256 and SHA-384) for each KSK only.
+            Signing::KskZsk | Signing::Csk => knot_keymgr(&["ds"]),
+            Signing::CskWrongDs => {
+                let decoy = lab.join("decoy-keys");
+                let decoy_keymgr = |args: &[&str]| {
+                    run_ok(
+                        Command::new(&keymgr)
+                            .arg("-D")
+                            .arg(&decoy)
+                            .arg(z.name)
+                            .args(args),
+                    )
+                };
+                decoy_keymgr(&[
+                    "generate",
+                    "algorithm=ecdsap256sha256",
+                    "ksk=yes",
+                    "zsk=yes",
+                ]);
+                decoy_keymgr(&["ds"])
+            }
+            Signing::Expired => ldns_key(lab, z),
+            Signing::Unsigned => continue,
+        };
+        keys.ds.insert(z.name.to_string(), sha256_ds(&ds, z.name));
+        if z.name == "." {
+            let dnskey = knot_keymgr(&["dnskey"]);
+            let lines: Vec<&str> = dnskey
+                .lines()
+                .filter(|l| l.contains(" DNSKEY 257 "))
+                .collect();
+            assert_eq!(
+                lines.len(),
+                1,
+                "expected one root KSK from keymgr dnskey:\n{dnskey}"
+            );
+            keys.root_dnskey = lines[0].trim().to_string();
+            keys.root_ds = keys.ds["."].clone();
+        }
+    }
+    keys
+}
+
+/// The SHA-256 DS line (digest type 2) out of keymgr's or ldns's output,
+/// normalised to `NAME. DS tag alg 2 digest`.
+fn sha256_ds(out: &str, zone: &str) -> String {
+    let found: Vec<String> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let at = f.iter().position(|&x| x == "DS")?;
+            let rdata = f.get(at + 1..at + 5)?;
+            (rdata[2] == "2").then(|| format!("{zone} DS {}", rdata.join(" ")))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one SHA-256 DS for {zone} in:\n{out}"
+    );
+    found.into_iter().next().unwrap_or_default()
+}
+
+/// Makes the ldns key of a pre-signed zone in `ldns-keys/`; returns its
+/// DS as printed by ldns-key2ds.
+fn ldns_key(lab: &Path, zone: &Zone) -> String {
+    let dir = lab.join("ldns-keys");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let base = run_ok(
+        Command::new(require_tool("ldns-keygen"))
+            .current_dir(&dir)
+            .args(["-a", "ECDSAP256SHA256", "-k", zone.name]),
+    );
+    let base = base.trim();
+    assert!(
+        base.starts_with('K'),
+        "unexpected ldns-keygen output: {base:?}"
+    );
+    run_ok(
+        Command::new(require_tool("ldns-key2ds"))
+            .current_dir(&dir)
+            .args(["-n", "-2"])
+            .arg(format!("{base}.key")),
+    )
+}
+
+/// Signs a zone's generated text with its ldns key, with an inception 37
+/// days and an expiration 7 days in the past. (Validators forgive clock
+/// skew: unbound up to 10% of the validity period, at most a day.)
+pub fn sign_expired(lab: &Path, zone: &Zone, unsigned: &Path, signed: &Path) {
+    let dir = lab.join("ldns-keys");
+    let wanted = format!("K{}+013+", zone.name);
+    let base = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find_map(|n| {
+            n.strip_suffix(".private")
+                .filter(|b| b.starts_with(&wanted))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no ldns key {wanted}* in {}", dir.display()));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let day = 86_400;
+    run_ok(
+        Command::new(require_tool("ldns-signzone"))
+            .arg("-i")
+            .arg((now - 37 * day).to_string())
+            .arg("-e")
+            .arg((now - 7 * day).to_string())
+            .arg("-o")
+            .arg(zone.name)
+            .arg("-f")
+            .arg(signed)
+            .arg(unsigned)
+            .arg(dir.join(base)),
+    );
+}
+
+/// The closest enclosing zone of `name` among [`ZONES`] other than itself.
+pub fn parent_zone(name: &str) -> Option<&'static Zone> {
+    ZONES
+        .iter()
+        .filter(|z| z.name != name && is_subdomain(name, z.name))
+        .max_by_key(|z| z.name.len())
+}
+
+fn is_subdomain(name: &str, zone: &str) -> bool {
+    zone == "." || name.ends_with(&format!(".{zone}"))
+}
+
+/// The complete zone file of `zone` (unsigned; knotd or ldns signs it).
+pub fn zone_text(zone: &Zone, keys: &Keys, certs: &Certs) -> String {
+    let ns = zone.server.ns_name();
+    let mut s = format!(
+        "; Generated by danegate's DNS lab (integration/dnslab/zones.rs): {:?}\n\
+         $ORIGIN {}\n$TTL 300\n\
+         @ SOA {ns} hostmaster.test. 1 3600 600 86400 300\n@ NS {ns}\n",
+        zone.signing, zone.name,
+    );
+    s.push_str(&fill_placeholders(zone.records, certs));
+    for child in ZONES
+        .iter()
+        .filter(|c| parent_zone(c.name).is_some_and(|p| p.name == zone.name))
+    {
+        let _ = writeln!(s, "; delegation ({:?} child)", child.signing);
+        let _ = writeln!(s, "{} NS {}", child.name, child.server.ns_name());
+        if let Some(ds) = keys.ds.get(child.name) {
+            let _ = writeln!(s, "{ds}");
+        }
+    }
+    s
+}
+
+fn fill_placeholders(records: &str, certs: &Certs) -> String {
+    let mut out = String::new();
+    let mut rest = records;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .unwrap_or_else(|| panic!("unclosed placeholder in zone records: {rest}"));
+        let (kind, host) = rest[open + 1..close]
+            .split_once(':')
+            .unwrap_or_else(|| panic!("bad placeholder {}", &rest[open..=close]));
+        let cert = if host == "ca" {
+            &certs.ca
+        } else {
+            certs
+                .hosts
+                .get(host)
+                .unwrap_or_else(|| panic!("placeholder names {host}, which is not in CERTS"))
+        };
+        match kind {
+            "spki" => out.push_str(&cert.spki_sha256),
+            "cert" => out.push_str(&cert.cert_sha256),
+            "spki-short" => out.push_str(&cert.spki_sha256[..62]),
+            _ => panic!("unknown placeholder kind {kind}"),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -30,6 +30,18 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Show where mail for DOMAIN would go: MX hosts, addresses, TLSA
+    /// records, each marked secure or insecure, and each host's TLS
+    /// requirement. Connects nowhere. Exit 0 when the domain can be
+    /// delivered to, 1 when it would be deferred or rejected.
+    Resolve {
+        domain: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// JSON output for monitoring systems.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -37,6 +49,11 @@ pub fn main() -> ExitCode {
     crate::logging::init();
     match cli.command {
         Cmd::Run { config } => run(config),
+        Cmd::Resolve {
+            domain,
+            config,
+            json,
+        } => resolve(&domain, config, json),
     }
 }
 
@@ -103,4 +120,67 @@ async fn stop_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn resolve(domain: &str, config: Option<PathBuf>, json: bool) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    rt.block_on(async move {
+        let built = match crate::dns::build(&config.dns).await {
+            Ok(b) => b,
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let dnssec = match crate::dns::probe(&built.resolver, &built.probe_zone).await {
+            Ok(()) => format!("validated (anchors: {})", built.anchors),
+            Err(e) => format!("NOT WORKING: {e}"),
+        };
+        let planner = crate::nexthop::Planner::default();
+        let plan = planner
+            .plan(built.resolver.as_ref(), &config, &domain)
+            .await;
+        let ok = plan.is_ok();
+        let level = config.policy.level_for(&domain).to_string();
+        let report = crate::report::PlanReport::new(&domain, level, dnssec, plan);
+        if json {
+            match serde_json::to_string_pretty(&report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    error!("cannot write JSON: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            print!("{}", report.text());
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    })
 }

@@ -29,6 +29,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dane;
 pub mod dns;
 pub mod inbound;
 pub mod logging;
@@ -37,6 +38,7 @@ pub mod outbound;
 pub mod policy;
 pub mod relay;
 pub mod reply_map;
+pub mod report;
 pub mod server;
 pub mod smtp;
 pub mod stage;

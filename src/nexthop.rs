@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use rand::seq::SliceRandom;
 
 use crate::config::{Config, Route};
-use crate::dns::{DnsFailure, Lookup, Resolver, Security};
+use crate::dane;
+use crate::dns::{Alias, DnsFailure, Lookup, Resolver, Security, Tlsa};
 use crate::policy::{self, Level, Requirement, TlsaStatus};
 
 /// Which address families to connect over.
@@ -59,8 +60,25 @@ pub struct Host {
     pub addresses: Vec<IpAddr>,
     /// Security of the address records (and of any CNAME chain).
     pub address_security: Security,
+    /// Where the host name's CNAME chain led, if it is an alias.
+    pub alias: Option<Alias>,
     pub tlsa: TlsaStatus,
+    /// The TLSA base domain whose records were found (dane-rules §2.2):
+    /// also the SNI name and a reference identifier.
+    pub tlsa_base: Option<String>,
+    /// Every TLSA record found at the base (usable or not), in a secure
+    /// RRset; empty otherwise.
+    pub tlsa_records: Vec<Tlsa>,
     pub requirement: Requirement,
+}
+
+impl Host {
+    /// The usable TLSA records.
+    pub fn usable_tlsa(&self) -> impl Iterator<Item = &Tlsa> {
+        self.tlsa_records
+            .iter()
+            .filter(|t| dane::usability(t).is_ok())
+    }
 }
 
 /// A host that cannot be used, and why.
@@ -190,31 +208,43 @@ impl Planner {
         let mut hosts = Vec::new();
         let mut skipped = Vec::new();
         for c in candidates.into_iter().take(self.max_hosts) {
-            match self.addresses(resolver, &c.name).await {
-                Ok((addresses, address_security)) => {
-                    // Until TLSA lookups are wired in, no host has secure
-                    // TLSA records: the policy decides on that basis.
-                    let tlsa = if level.wants_tlsa() && address_security.is_secure() {
-                        TlsaStatus::NoSecureTlsa
-                    } else {
-                        TlsaStatus::NotLooked
-                    };
-                    let requirement = policy::decide(level, mx_security.is_secure(), tlsa);
-                    hosts.push(Host {
+            let found = match self.addresses(resolver, &c.name).await {
+                Ok(found) => found,
+                Err(reason) => {
+                    skipped.push(Skipped {
                         name: c.name,
-                        port: c.port,
-                        preference: c.preference,
-                        addresses,
-                        address_security,
-                        tlsa,
-                        requirement,
+                        reason,
                     });
+                    continue;
                 }
-                Err(reason) => skipped.push(Skipped {
-                    name: c.name,
-                    reason,
-                }),
-            }
+            };
+            let tlsa = if level.wants_tlsa() {
+                match self.tlsa(resolver, &c.name, c.port, &found).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        skipped.push(Skipped {
+                            name: c.name,
+                            reason: SkipReason::Dns(e),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                TlsaFound::not_looked()
+            };
+            let requirement = policy::decide(level, mx_security.is_secure(), tlsa.status);
+            hosts.push(Host {
+                name: c.name,
+                port: c.port,
+                preference: c.preference,
+                addresses: found.addresses,
+                address_security: found.security,
+                alias: found.alias,
+                tlsa: tlsa.status,
+                tlsa_base: tlsa.base,
+                tlsa_records: tlsa.records,
+                requirement,
+            });
         }
         if hosts.is_empty() {
             let definite = skipped
@@ -297,22 +327,89 @@ impl Planner {
         }
     }
 
+    /// dane-rules §2.2–2.4: the TLSA records of one host, or the failed
+    /// lookup that makes the host unusable.
+    async fn tlsa(
+        &self,
+        resolver: &dyn Resolver,
+        name: &str,
+        port: u16,
+        found: &Addresses,
+    ) -> Result<TlsaFound, DnsFailure> {
+        if name.parse::<IpAddr>().is_ok() {
+            return Ok(TlsaFound::not_looked());
+        }
+        let secure_alias = found.alias.as_ref().filter(|a| a.secure);
+        if !found.security.is_secure() && secure_alias.is_none() {
+            // Insecure addresses: no TLSA lookup at all, so that unsigned
+            // zones which fail on unknown types cannot block delivery.
+            return Ok(TlsaFound::not_looked());
+        }
+        let mut bases = Vec::new();
+        if let Some(a) = secure_alias {
+            bases.push(a.name.clone());
+        }
+        bases.push(name.to_owned());
+        for base in bases {
+            let qname = format!("_{port}._tcp.{base}");
+            // A failure is final: no fallback to the next base.
+            match resolver.tlsa(&qname).await? {
+                Lookup::Records {
+                    records,
+                    security: Security::Secure,
+                    ..
+                } => {
+                    let status = if records.iter().any(|t| dane::usability(t).is_ok()) {
+                        TlsaStatus::Usable
+                    } else {
+                        TlsaStatus::AllUnusable
+                    };
+                    return Ok(TlsaFound {
+                        status,
+                        base: Some(base),
+                        records,
+                    });
+                }
+                // A secure denial: try the next base.
+                Lookup::NoData {
+                    security: Security::Secure,
+                }
+                | Lookup::NxDomain {
+                    security: Security::Secure,
+                } => continue,
+                // An insecure answer counts as no TLSA at all.
+                _ => break,
+            }
+        }
+        Ok(TlsaFound {
+            status: TlsaStatus::NoSecureTlsa,
+            base: None,
+            records: Vec::new(),
+        })
+    }
+
     /// dane-rules §2.1: A and AAAA of one host.
     async fn addresses(
         &self,
         resolver: &dyn Resolver,
         name: &str,
-    ) -> Result<(Vec<IpAddr>, Security), SkipReason> {
+    ) -> Result<Addresses, SkipReason> {
         if let Ok(ip) = name.parse::<IpAddr>() {
-            return Ok((vec![ip], Security::Secure));
+            return Ok(Addresses {
+                addresses: vec![ip],
+                security: Security::Secure,
+                alias: None,
+            });
         }
         let mut addresses = Vec::new();
         let mut security = Security::Secure;
         let mut failure = None;
+        let mut alias = None;
         if self.families != Families::Ipv4Only {
             match resolver.ipv6(name).await {
                 Ok(l) => {
                     security = security.and(l.security());
+                    alias = alias.or_else(|| canonical(&l));
                     addresses.extend(l.records().iter().map(|a| IpAddr::V6(*a)));
                 }
                 Err(e) => failure = Some(e),
@@ -322,6 +419,7 @@ impl Planner {
             match resolver.ipv4(name).await {
                 Ok(l) => {
                     security = security.and(l.security());
+                    alias = alias.or_else(|| canonical(&l));
                     addresses.extend(l.records().iter().map(|a| IpAddr::V4(*a)));
                 }
                 Err(e) => failure = Some(e),
@@ -335,7 +433,42 @@ impl Planner {
         if addresses.is_empty() {
             return Err(SkipReason::NoAddress);
         }
-        Ok((addresses, security))
+        Ok(Addresses {
+            addresses,
+            security,
+            alias,
+        })
+    }
+}
+
+/// A host's addresses and how they were found.
+struct Addresses {
+    addresses: Vec<IpAddr>,
+    security: Security,
+    alias: Option<Alias>,
+}
+
+fn canonical<T>(l: &Lookup<T>) -> Option<Alias> {
+    match l {
+        Lookup::Records { canonical, .. } => canonical.clone(),
+        _ => None,
+    }
+}
+
+/// The outcome of the TLSA step for one host.
+struct TlsaFound {
+    status: TlsaStatus,
+    base: Option<String>,
+    records: Vec<Tlsa>,
+}
+
+impl TlsaFound {
+    fn not_looked() -> Self {
+        TlsaFound {
+            status: TlsaStatus::NotLooked,
+            base: None,
+            records: Vec::new(),
+        }
     }
 }
 
@@ -363,6 +496,7 @@ pub(crate) mod tests {
         pub mx: HashMap<String, LookupResult<Mx>>,
         pub a: HashMap<String, LookupResult<Ipv4Addr>>,
         pub aaaa: HashMap<String, LookupResult<Ipv6Addr>>,
+        pub tlsa: HashMap<String, LookupResult<Tlsa>>,
     }
 
     fn absent<T>() -> LookupResult<T> {
@@ -386,6 +520,13 @@ pub(crate) mod tests {
             let r = self.aaaa.get(name).cloned().unwrap_or(Ok(Lookup::NoData {
                 security: Security::Insecure,
             }));
+            Box::pin(async move { r })
+        }
+        fn tlsa<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Tlsa>> {
+            // A TLSA name the table does not know must never be asked.
+            let r = self.tlsa.get(name).cloned().unwrap_or_else(|| {
+                failure(name, "TLSA", FailureKind::Other("not in the table".into()))
+            });
             Box::pin(async move { r })
         }
     }
@@ -611,5 +752,339 @@ pub(crate) mod tests {
             p.hosts[0].requirement,
             Requirement::Refuse(policy::RefuseReason::InsecureMx)
         );
+    }
+}
+
+#[cfg(test)]
+mod tlsa_rules {
+    //! dane-rules §1.4 and §2 as a table: one domain per rule.
+    use super::tests::TableResolver;
+    use super::*;
+    use crate::dns::{FailureKind, LookupResult, Mx};
+    use crate::policy::RefuseReason;
+    use std::net::Ipv4Addr;
+
+    fn sec<T>(records: Vec<T>) -> LookupResult<T> {
+        Ok(Lookup::Records {
+            records,
+            security: Security::Secure,
+            canonical: None,
+        })
+    }
+    fn insec<T>(records: Vec<T>) -> LookupResult<T> {
+        Ok(Lookup::Records {
+            records,
+            security: Security::Insecure,
+            canonical: None,
+        })
+    }
+    fn aliased<T>(
+        records: Vec<T>,
+        target: &str,
+        chain_secure: bool,
+        all: Security,
+    ) -> LookupResult<T> {
+        Ok(Lookup::Records {
+            records,
+            security: all,
+            canonical: Some(Alias {
+                name: target.into(),
+                secure: chain_secure,
+            }),
+        })
+    }
+    fn nodata<T>(security: Security) -> LookupResult<T> {
+        Ok(Lookup::NoData { security })
+    }
+    fn fail<T>(name: &str, rtype: &'static str) -> LookupResult<T> {
+        Err(DnsFailure {
+            name: name.into(),
+            rtype,
+            kind: FailureKind::Bogus,
+        })
+    }
+    fn ee() -> Tlsa {
+        Tlsa {
+            usage: 3,
+            selector: 1,
+            mtype: 1,
+            data: vec![7; 32],
+        }
+    }
+    fn pkix() -> Tlsa {
+        Tlsa {
+            usage: 1,
+            selector: 1,
+            mtype: 1,
+            data: vec![7; 32],
+        }
+    }
+    const IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 25);
+
+    /// One domain `d`, MX `mx.d` (secure unless `mx_insecure`), A as
+    /// given, TLSA entries as given.
+    fn domain(
+        r: &mut TableResolver,
+        d: &str,
+        mx_insecure: bool,
+        a: LookupResult<Ipv4Addr>,
+        tlsa: Vec<(&str, LookupResult<Tlsa>)>,
+    ) {
+        let mx = vec![Mx {
+            preference: 10,
+            exchange: format!("mx.{d}"),
+        }];
+        r.mx.insert(d.into(), if mx_insecure { insec(mx) } else { sec(mx) });
+        r.a.insert(format!("mx.{d}"), a);
+        r.aaaa.insert(format!("mx.{d}"), nodata(Security::Secure));
+        for (name, answer) in tlsa {
+            r.tlsa.insert(name.into(), answer);
+        }
+    }
+
+    fn lab() -> TableResolver {
+        let mut r = TableResolver::default();
+        domain(
+            &mut r,
+            "usable.example",
+            false,
+            sec(vec![IP]),
+            vec![("_25._tcp.mx.usable.example", sec(vec![ee()]))],
+        );
+        domain(
+            &mut r,
+            "unusable.example",
+            false,
+            sec(vec![IP]),
+            vec![("_25._tcp.mx.unusable.example", sec(vec![pkix()]))],
+        );
+        domain(
+            &mut r,
+            "none.example",
+            false,
+            sec(vec![IP]),
+            vec![("_25._tcp.mx.none.example", nodata(Security::Secure))],
+        );
+        domain(
+            &mut r,
+            "insecure-tlsa.example",
+            false,
+            sec(vec![IP]),
+            vec![("_25._tcp.mx.insecure-tlsa.example", insec(vec![ee()]))],
+        );
+        // Insecure addresses: the TLSA name is not in the table, so a
+        // lookup would fail the host.
+        domain(
+            &mut r,
+            "insecure-addr.example",
+            false,
+            insec(vec![IP]),
+            vec![],
+        );
+        domain(
+            &mut r,
+            "cname.example",
+            false,
+            aliased(vec![IP], "target.example", true, Security::Secure),
+            vec![("_25._tcp.target.example", sec(vec![ee()]))],
+        );
+        domain(
+            &mut r,
+            "cname-fallback.example",
+            false,
+            aliased(vec![IP], "target2.example", true, Security::Secure),
+            vec![
+                ("_25._tcp.target2.example", nodata(Security::Secure)),
+                ("_25._tcp.mx.cname-fallback.example", sec(vec![ee()])),
+            ],
+        );
+        domain(
+            &mut r,
+            "cname-fail.example",
+            false,
+            aliased(vec![IP], "target3.example", true, Security::Secure),
+            vec![
+                (
+                    "_25._tcp.target3.example",
+                    fail("_25._tcp.target3.example", "TLSA"),
+                ),
+                ("_25._tcp.mx.cname-fail.example", sec(vec![ee()])),
+            ],
+        );
+        // A secure alias whose target's addresses are unsigned: TLSA is
+        // still looked up, at the target first.
+        domain(
+            &mut r,
+            "cname-unsigned-target.example",
+            false,
+            aliased(vec![IP], "target4.example", true, Security::Insecure),
+            vec![
+                ("_25._tcp.target4.example", nodata(Security::Secure)),
+                ("_25._tcp.mx.cname-unsigned-target.example", sec(vec![ee()])),
+            ],
+        );
+        domain(
+            &mut r,
+            "cname-insecure.example",
+            false,
+            aliased(vec![IP], "target5.example", false, Security::Insecure),
+            vec![],
+        );
+        domain(
+            &mut r,
+            "insecure-mx.example",
+            true,
+            sec(vec![IP]),
+            vec![("_25._tcp.mx.insecure-mx.example", sec(vec![ee()]))],
+        );
+        r
+    }
+
+    /// (domain, policy, tlsa status, tlsa base, requirement)
+    const TABLE: &[(&str, &str, TlsaStatus, Option<&str>, Requirement)] = &[
+        (
+            "usable.example",
+            "dane",
+            TlsaStatus::Usable,
+            Some("mx.usable.example"),
+            Requirement::DaneRequired,
+        ),
+        (
+            "unusable.example",
+            "dane",
+            TlsaStatus::AllUnusable,
+            Some("mx.unusable.example"),
+            Requirement::TlsRequired,
+        ),
+        (
+            "none.example",
+            "dane",
+            TlsaStatus::NoSecureTlsa,
+            None,
+            Requirement::Opportunistic,
+        ),
+        (
+            "insecure-tlsa.example",
+            "dane",
+            TlsaStatus::NoSecureTlsa,
+            None,
+            Requirement::Opportunistic,
+        ),
+        (
+            "insecure-addr.example",
+            "dane",
+            TlsaStatus::NotLooked,
+            None,
+            Requirement::Opportunistic,
+        ),
+        (
+            "cname.example",
+            "dane",
+            TlsaStatus::Usable,
+            Some("target.example"),
+            Requirement::DaneRequired,
+        ),
+        (
+            "cname-fallback.example",
+            "dane",
+            TlsaStatus::Usable,
+            Some("mx.cname-fallback.example"),
+            Requirement::DaneRequired,
+        ),
+        (
+            "cname-unsigned-target.example",
+            "dane",
+            TlsaStatus::Usable,
+            Some("mx.cname-unsigned-target.example"),
+            Requirement::DaneRequired,
+        ),
+        (
+            "cname-insecure.example",
+            "dane",
+            TlsaStatus::NotLooked,
+            None,
+            Requirement::Opportunistic,
+        ),
+        (
+            "insecure-mx.example",
+            "dane",
+            TlsaStatus::Usable,
+            Some("mx.insecure-mx.example"),
+            Requirement::DaneRequired,
+        ),
+        (
+            "insecure-mx.example",
+            "dane-only",
+            TlsaStatus::Usable,
+            Some("mx.insecure-mx.example"),
+            Requirement::Refuse(RefuseReason::InsecureMx),
+        ),
+        (
+            "none.example",
+            "dane-only",
+            TlsaStatus::NoSecureTlsa,
+            None,
+            Requirement::Refuse(RefuseReason::NoSecureTlsa),
+        ),
+        (
+            "usable.example",
+            "may",
+            TlsaStatus::NotLooked,
+            None,
+            Requirement::Opportunistic,
+        ),
+        (
+            "usable.example",
+            "encrypt",
+            TlsaStatus::NotLooked,
+            None,
+            Requirement::TlsRequired,
+        ),
+    ];
+
+    #[tokio::test]
+    async fn per_host_rules() {
+        let r = lab();
+        for &(domain, level, status, base, requirement) in TABLE {
+            let config = Config::parse(&format!("[policy]\ndefault = \"{level}\"\n"), "t").unwrap();
+            let plan = Planner::default().plan(&r, &config, domain).await;
+            let plan = plan.unwrap_or_else(|e| panic!("{domain}/{level}: {e}"));
+            let h = &plan.hosts[0];
+            assert_eq!(
+                (h.tlsa, h.tlsa_base.as_deref(), h.requirement),
+                (status, base, requirement),
+                "{domain} under {level}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_tlsa_lookup_fails_the_host_without_fallback() {
+        let config = Config::default();
+        match Planner::default()
+            .plan(&lab(), &config, "cname-fail.example")
+            .await
+        {
+            Err(PlanError::NoHost {
+                problems, definite, ..
+            }) => {
+                assert!(!definite);
+                assert_eq!(
+                    problems[0].to_string(),
+                    "TLSA lookup for _25._tcp.target3.example failed: DNSSEC validation failed (bogus)"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn insecure_mx_is_recorded_for_trusted_logging() {
+        let plan = Planner::default()
+            .plan(&lab(), &Config::default(), "insecure-mx.example")
+            .await
+            .unwrap();
+        assert_eq!(plan.mx_security, Security::Insecure);
+        assert_eq!(plan.hosts[0].usable_tlsa().count(), 1);
     }
 }

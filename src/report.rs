@@ -1,0 +1,214 @@
+//! `danegate resolve`: a plan as an operator reads it (text) or a
+//! monitoring system parses it (JSON). Builds no plan itself.
+
+use serde::Serialize;
+
+use crate::dane;
+use crate::nexthop::{Plan, PlanError, Source};
+use crate::policy::{Requirement, TlsaStatus};
+use crate::reply_map::{failure, Failure};
+
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub domain: String,
+    pub policy: String,
+    /// Whether DNSSEC validation works (the start-up probe).
+    pub dnssec: String,
+    pub mx: Option<MxReport>,
+    pub hosts: Vec<HostReport>,
+    pub skipped: Vec<SkippedReport>,
+    /// Set when the domain cannot be delivered to: the reply the legacy
+    /// MTA would get.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MxReport {
+    pub source: &'static str,
+    pub security: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostReport {
+    pub name: String,
+    pub port: u16,
+    pub preference: u16,
+    pub addresses: Vec<String>,
+    pub address_security: String,
+    pub cname: Option<CnameReport>,
+    pub tlsa_status: &'static str,
+    pub tlsa_base: Option<String>,
+    pub tlsa: Vec<TlsaReport>,
+    pub requirement: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CnameReport {
+    pub target: String,
+    pub secure: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TlsaReport {
+    pub record: String,
+    pub usable: bool,
+    pub unusable_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SkippedReport {
+    pub name: String,
+    pub reason: String,
+}
+
+fn source(s: Source) -> &'static str {
+    match s {
+        Source::Route => "route",
+        Source::Mx => "mx",
+        Source::ImplicitMx => "implicit-mx",
+        Source::Literal => "address-literal",
+    }
+}
+
+fn status(s: TlsaStatus) -> &'static str {
+    match s {
+        TlsaStatus::NotLooked => "not-looked-up",
+        TlsaStatus::NoSecureTlsa => "none-secure",
+        TlsaStatus::AllUnusable => "all-unusable",
+        TlsaStatus::Usable => "usable",
+    }
+}
+
+pub fn requirement(r: Requirement) -> String {
+    match r {
+        Requirement::Opportunistic => "opportunistic TLS".into(),
+        Requirement::TlsRequired => "TLS required (no authentication)".into(),
+        Requirement::DaneRequired => "DANE required".into(),
+        Requirement::Refuse(reason) => format!("refused: {reason}"),
+    }
+}
+
+impl PlanReport {
+    pub fn new(
+        domain: &str,
+        policy: String,
+        dnssec: String,
+        plan: Result<Plan, PlanError>,
+    ) -> Self {
+        let mut report = PlanReport {
+            domain: domain.to_owned(),
+            policy,
+            dnssec,
+            mx: None,
+            hosts: Vec::new(),
+            skipped: Vec::new(),
+            error: None,
+        };
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                if let PlanError::NoHost { problems, .. } = &e {
+                    report.skipped = problems
+                        .iter()
+                        .map(|p| SkippedReport {
+                            name: p.name.clone(),
+                            reason: p.to_string(),
+                        })
+                        .collect();
+                }
+                report.error = Some(failure(&Failure::Plan(e)).to_string());
+                return report;
+            }
+        };
+        report.mx = Some(MxReport {
+            source: source(plan.source),
+            security: plan.mx_security.to_string(),
+        });
+        report.skipped = plan
+            .skipped
+            .iter()
+            .map(|p| SkippedReport {
+                name: p.name.clone(),
+                reason: p.to_string(),
+            })
+            .collect();
+        report.hosts = plan
+            .hosts
+            .iter()
+            .map(|h| HostReport {
+                name: h.name.clone(),
+                port: h.port,
+                preference: h.preference,
+                addresses: h.addresses.iter().map(|a| a.to_string()).collect(),
+                address_security: h.address_security.to_string(),
+                cname: h.alias.as_ref().map(|a| CnameReport {
+                    target: a.name.clone(),
+                    secure: a.secure,
+                }),
+                tlsa_status: status(h.tlsa),
+                tlsa_base: h.tlsa_base.clone(),
+                tlsa: h
+                    .tlsa_records
+                    .iter()
+                    .map(|t| TlsaReport {
+                        record: t.to_string(),
+                        usable: dane::usability(t).is_ok(),
+                        unusable_reason: dane::usability(t).err().map(|u| u.to_string()),
+                    })
+                    .collect(),
+                requirement: requirement(h.requirement),
+            })
+            .collect();
+        report
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "domain {}: policy {}; DNSSEC {}\n",
+            self.domain, self.policy, self.dnssec
+        );
+        if let Some(mx) = &self.mx {
+            out += &format!("  next hops from {} ({})\n", mx.source, mx.security);
+        }
+        for h in &self.hosts {
+            out += &format!(
+                "  host {} port {} preference {}: {}\n",
+                h.name, h.port, h.preference, h.requirement
+            );
+            out += &format!(
+                "    addresses ({}): {}\n",
+                h.address_security,
+                h.addresses.join(" ")
+            );
+            if let Some(c) = &h.cname {
+                out += &format!(
+                    "    CNAME to {} ({})\n",
+                    c.target,
+                    if c.secure { "secure" } else { "insecure" }
+                );
+            }
+            match &h.tlsa_base {
+                Some(base) => {
+                    out += &format!(
+                        "    TLSA at _{}._tcp.{} (secure): {}\n",
+                        h.port, base, h.tlsa_status
+                    );
+                    for t in &h.tlsa {
+                        match &t.unusable_reason {
+                            None => out += &format!("      {} usable\n", t.record),
+                            Some(r) => out += &format!("      {} unusable: {}\n", t.record, r),
+                        }
+                    }
+                }
+                None => out += &format!("    TLSA: {}\n", h.tlsa_status),
+            }
+        }
+        for s in &self.skipped {
+            out += &format!("  skipped {}: {}\n", s.name, s.reason);
+        }
+        if let Some(e) = &self.error {
+            out += &format!("  cannot deliver: {e}\n");
+        }
+        out
+    }
+}

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use tracing::{error, info};
+use tracing::{error, info, warn};
+
+use crate::dns::Probe;
+use crate::policy::Mode;
 
 use crate::config::Config;
 use crate::relay::Context;
@@ -83,16 +86,28 @@ fn run(config: Option<PathBuf>) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        // DNSSEC validation (crate::dns::build and the start-up probe) is
-        // wired in with DANE; until then every answer counts as insecure.
-        let resolver = match crate::dns::unvalidated(&config.dns) {
-            Ok(r) => r,
+        let built = match crate::dns::build(&config.dns).await {
+            Ok(b) => b,
             Err(e) => {
                 error!("{e}");
                 return ExitCode::FAILURE;
             }
         };
-        info!("DNSSEC is not validated yet: every DNS answer is treated as insecure");
+        match crate::dns::probe(&built).await {
+            Probe::Validated => info!("DNSSEC validation works (trust anchors: {})", built.anchors),
+            Probe::NotValidated(e) if config.policy.mode == Mode::Enforce => {
+                error!("{e}; refusing to start in enforce mode (policy.mode = \"test\" starts anyway, without DANE)");
+                return ExitCode::FAILURE;
+            }
+            Probe::NotValidated(e) => {
+                warn!("TEST MODE: {e}");
+                warn!("TEST MODE: starting anyway; no domain can be proven to have DANE, nothing is enforced");
+            }
+            Probe::Unreachable(e) => error!(
+                "{e}; starting anyway: every lookup fails until DNS answers, and mail is deferred (451 4.4.3) meanwhile"
+            ),
+        }
+        let resolver = built.resolver;
         let ctx = Arc::new(Context::new(config, resolver));
         let server = match Server::bind(ctx).await {
             Ok(s) => s,
@@ -155,11 +170,11 @@ fn resolve(domain: &str, config: Option<PathBuf>, json: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let dnssec = match crate::dns::probe(&built.resolver, &built.probe_zone).await {
-            Ok(()) => format!("validated (anchors: {})", built.anchors),
-            Err(e) => format!("NOT WORKING: {e}"),
+        let dnssec = match crate::dns::probe(&built).await {
+            Probe::Validated => format!("validated (trust anchors: {})", built.anchors),
+            Probe::NotValidated(e) | Probe::Unreachable(e) => format!("NOT WORKING: {e}"),
         };
-        let planner = crate::nexthop::Planner::default();
+        let planner = crate::nexthop::Planner::for_config(&config);
         let plan = planner
             .plan(built.resolver.as_ref(), &config, &domain)
             .await;

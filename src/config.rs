@@ -120,6 +120,17 @@ pub struct Dns {
     pub trust_anchor_file: Option<PathBuf>,
     /// Seconds one DNS lookup may take before it counts as failed.
     pub timeout: u64,
+    /// Address families to deliver over.
+    pub families: Families,
+}
+
+/// Which address families to look up and connect over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Families {
+    Both,
+    Ipv4,
+    Ipv6,
 }
 
 impl Default for Dns {
@@ -129,6 +140,7 @@ impl Default for Dns {
             nameservers: Vec::new(),
             trust_anchor_file: None,
             timeout: 10,
+            families: Families::Both,
         }
     }
 }
@@ -434,6 +446,7 @@ mod tests {
             "nameservers",
             "trust_anchor_file",
             "timeout",
+            "families",
             "default",
             "inbound_idle",
             "connect",

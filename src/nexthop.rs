@@ -24,6 +24,16 @@ pub enum Families {
     Ipv6Only,
 }
 
+impl From<crate::config::Families> for Families {
+    fn from(f: crate::config::Families) -> Self {
+        match f {
+            crate::config::Families::Both => Families::Both,
+            crate::config::Families::Ipv4 => Families::Ipv4Only,
+            crate::config::Families::Ipv6 => Families::Ipv6Only,
+        }
+    }
+}
+
 /// Where mail for one domain goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -146,6 +156,16 @@ impl Default for Planner {
         Planner {
             families: Families::Both,
             max_hosts: 10,
+        }
+    }
+}
+
+impl Planner {
+    /// The planner a configuration asks for.
+    pub fn for_config(config: &Config) -> Self {
+        Planner {
+            families: config.dns.families.into(),
+            ..Planner::default()
         }
     }
 }

@@ -34,10 +34,11 @@ pub struct Context {
 impl Context {
     pub fn new(config: Config, resolver: Arc<dyn Resolver>) -> Context {
         let timeouts = Arc::new(config.timeouts.clone());
+        let planner = Planner::for_config(&config);
         Context {
             config: Arc::new(config),
             resolver,
-            planner: Planner::default(),
+            planner,
             tls_opportunistic: crate::tls::opportunistic_config(),
             timeouts,
         }

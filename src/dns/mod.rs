@@ -206,6 +206,8 @@ pub fn nameservers(dns: &crate::config::Dns) -> Result<Vec<std::net::SocketAddr>
 /// answer proves that validation works.
 pub struct Built {
     pub resolver: std::sync::Arc<cache::CachingResolver>,
+    /// The name servers asked (configured or from /etc/resolv.conf).
+    pub servers: Vec<std::net::SocketAddr>,
     pub probe_zone: String,
     /// What the anchors are, for the start-up log.
     pub anchors: String,
@@ -222,7 +224,7 @@ pub async fn build(dns: &crate::config::Dns) -> Result<Built, String> {
         DnsMode::Validate => {
             let a = anchors::load(dns.trust_anchor_file.as_deref(), &servers, timeout).await?;
             let mut dns = dns.clone();
-            dns.nameservers = servers;
+            dns.nameservers = servers.clone();
             let backend = hickory::ValidatingBackend::new(&dns, std::sync::Arc::new(a.trust))?;
             (Box::new(backend), a.zone.to_ascii(), a.summary)
         }
@@ -242,6 +244,7 @@ pub async fn build(dns: &crate::config::Dns) -> Result<Built, String> {
     };
     Ok(Built {
         resolver: std::sync::Arc::new(cache::CachingResolver::new(backend, timeout, CACHE_ENTRIES)),
+        servers,
         probe_zone,
         anchors,
     })
@@ -259,32 +262,66 @@ fn anchor_zone(path: &std::path::Path) -> Result<String, String> {
         .ok_or_else(|| format!("{}: no records", path.display()))
 }
 
-/// Checks that validation works: the anchored zone's DNSKEY answer must
-/// be secure. A resolver that strips signatures, or a validator that
-/// cannot reach the zone, fails here.
-pub async fn probe(resolver: &cache::CachingResolver, zone: &str) -> Result<(), String> {
-    use hickory_resolver::proto::rr::RecordType;
-    match resolver.raw(zone, RecordType::DNSKEY).await {
-        Ok(a) if a.security.is_secure() && a.kind == cache::RawKind::Records => Ok(()),
-        Ok(a) => Err(format!(
-            "DNSSEC does not work: the DNSKEY answer for {zone} is {} ({:?}); the resolver may strip DNSSEC records or not validate, so no answer could ever be proven secure",
-            a.security, a.kind
-        )),
-        Err(e) => Err(format!("DNSSEC does not work: {e}")),
-    }
+/// What the start-up probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The anchored zone's DNSKEY answer validated.
+    Validated,
+    /// DNSSEC data comes back but does not validate: a resolver that
+    /// strips signatures or does not validate. Nothing could ever be
+    /// proven secure, so DANE would silently never apply.
+    NotValidated(String),
+    /// The name servers give no DNSKEY answer at all (unreachable, or
+    /// cut off from the zone): every lookup fails and mail is deferred,
+    /// which is safe, so this does not stop danegate.
+    Unreachable(String),
 }
 
-/// A resolver that asks the configured name servers and reports every
-/// answer insecure: nothing is claimed secure that was not proven so.
-pub fn unvalidated(
-    dns: &crate::config::Dns,
-) -> Result<std::sync::Arc<cache::CachingResolver>, String> {
-    let servers = nameservers(dns)?;
-    let timeout = std::time::Duration::from_secs(dns.timeout.max(1));
-    let backend = wire::AdBackend::new(servers, timeout, false);
-    Ok(std::sync::Arc::new(cache::CachingResolver::new(
-        Box::new(backend),
-        timeout,
-        CACHE_ENTRIES,
-    )))
+/// Checks that validation works: the name servers must hand out the
+/// anchored zone's DNSKEY set (asked with CD, unvalidated), and the
+/// resolver must then find that answer secure.
+pub async fn probe(built: &Built) -> Probe {
+    use hickory_resolver::proto::rr::{Name, RecordType};
+    let zone = &built.probe_zone;
+    let name = match Name::from_ascii(zone) {
+        Ok(n) => n,
+        Err(e) => return Probe::NotValidated(format!("bad anchor zone {zone}: {e}")),
+    };
+    let query = wire::query_message(&name, RecordType::DNSKEY, true);
+    let timeout = std::time::Duration::from_secs(5);
+    let mut seen = Vec::new();
+    let mut served = false;
+    for server in &built.servers {
+        match wire::exchange(*server, &query, timeout).await {
+            Ok(m)
+                if m.answers
+                    .iter()
+                    .any(|r| r.record_type() == RecordType::DNSKEY) =>
+            {
+                served = true;
+                break;
+            }
+            Ok(m) => seen.push(format!(
+                "{server} answered {} with no DNSKEY records",
+                m.metadata.response_code
+            )),
+            Err(e) => seen.push(format!("{server}: {e}")),
+        }
+    }
+    if !served {
+        return Probe::Unreachable(format!(
+            "DNS does not answer: no DNSKEY records for {zone} ({})",
+            seen.join("; ")
+        ));
+    }
+    match built.resolver.raw(zone, RecordType::DNSKEY).await {
+        Ok(a) if a.security.is_secure() && a.kind == cache::RawKind::Records => Probe::Validated,
+        Ok(a) => Probe::NotValidated(format!(
+            "DNSSEC does not work: the name servers serve the DNSKEY records of {zone}, but the answer is {}; the resolver strips DNSSEC records or does not validate, so no answer could ever be proven secure",
+            a.security
+        )),
+        Err(e) => Probe::NotValidated(format!(
+            "DNSSEC does not work: the name servers serve the DNSKEY records of {zone}, but {e}"
+        )),
+    }
 }

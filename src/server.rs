@@ -110,7 +110,17 @@ async fn accept_loop(
                     continue;
                 }
             },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                // A panic stays inside its task: the client loses its
+                // connection (and retries; nothing was acknowledged), the
+                // process goes on. It is a bug, so it is logged as one.
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        error!("session task panicked (bug): {e}");
+                    }
+                }
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         if !ctx.config.server.allows(peer.ip()) {

@@ -93,6 +93,7 @@ fn run(config: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let mut resolver = built.resolver.clone();
         match crate::dns::probe(&built).await {
             Probe::Validated => info!("DNSSEC validation works (trust anchors: {})", built.anchors),
             Probe::NotValidated(e) if config.policy.mode == Mode::Enforce => {
@@ -101,13 +102,19 @@ fn run(config: Option<PathBuf>) -> ExitCode {
             }
             Probe::NotValidated(e) => {
                 warn!("TEST MODE: {e}");
-                warn!("TEST MODE: starting anyway; no domain can be proven to have DANE, nothing is enforced");
+                warn!("TEST MODE: starting anyway with every DNS answer treated as insecure; no domain gets DANE, nothing is enforced");
+                resolver = match crate::dns::insecure(&config.dns) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        error!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
             }
             Probe::Unreachable(e) => error!(
                 "{e}; starting anyway: every lookup fails until DNS answers, and mail is deferred (451 4.4.3) meanwhile"
             ),
         }
-        let resolver = built.resolver;
         let ctx = Arc::new(Context::new(config, resolver));
         let server = match Server::bind(ctx).await {
             Ok(s) => s,

@@ -51,6 +51,8 @@ pub struct Addrs {
 impl Addrs {
     pub fn new(n: u8) -> Addrs {
         assert!((1..=99).contains(&n), "test number {n} out of range");
+        // 127.0.25.x and 127.0.53.x are the DNS lab's (integration/dnslab).
+        assert!(![25, 53].contains(&n), "test number {n} is the DNS lab's");
         Addrs { n }
     }
 

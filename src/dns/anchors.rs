@@ -207,19 +207,20 @@ async fn complete(
             Anchor::Ds(_) => None,
         })
         .collect();
-    let fetched = fetch_dnskeys(zone, servers, timeout).await;
-    let (keys, sigs) = match fetched {
+    // Completion problems do not stop danegate here: it goes on with the
+    // keys it was given (none, for DS anchors), and the start-up probe
+    // then says whether validation works.
+    let fallback = |why: String| {
+        if given.is_empty() {
+            tracing::error!("cannot turn the DS trust anchor of {zone} into keys: {why}; nothing validates until danegate restarts with a DNS that serves the zone's signed DNSKEY set");
+        } else {
+            tracing::warn!("{why}; trusting the anchored keys of {zone} as given");
+        }
+        Ok(given.clone())
+    };
+    let (keys, sigs) = match fetch_dnskeys(zone, servers, timeout).await {
         Ok(x) => x,
-        Err(e) if given.len() == anchors.len() => {
-            // Only keys were given: they can be used as they are.
-            tracing::warn!("cannot fetch the DNSKEY set of {zone} ({e}); trusting the anchored keys as given");
-            return Ok(given);
-        }
-        Err(e) => {
-            return Err(format!(
-                "cannot turn the DS trust anchor of {zone} into keys: fetching its DNSKEY set failed: {e}"
-            ))
-        }
+        Err(e) => return fallback(format!("cannot fetch the DNSKEY set of {zone} ({e})")),
     };
     let dnskeys: Vec<&DNSKEY> = keys
         .iter()
@@ -244,7 +245,7 @@ async fn complete(
         })
     });
     if !signed {
-        return Err(format!(
+        return fallback(format!(
             "no key of the DNSKEY set of {zone} that the trust anchors name signs that set ({} keys, {} anchored, {} signatures)",
             dnskeys.len(),
             anchored.len(),

@@ -17,13 +17,16 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 
 use super::cache::{Backend, RawAnswer, RawKind};
 use super::wire::follow_chain;
 use super::{Alias, BoxFuture, FailureKind, Security};
 use crate::config;
+
+/// Longest CNAME chain followed by hand.
+const MAX_CHAIN: u8 = 8;
 
 pub struct ValidatingBackend {
     inner: TokioResolver,
@@ -63,7 +66,51 @@ impl ValidatingBackend {
         Ok(ValidatingBackend { inner })
     }
 
-    async fn lookup(&self, name: &str, rtype: RecordType) -> Result<RawAnswer, FailureKind> {
+    /// A lookup, with the CNAME work-around below.
+    fn lookup<'a>(
+        &'a self,
+        name: &'a str,
+        rtype: RecordType,
+        depth: u8,
+    ) -> BoxFuture<'a, Result<RawAnswer, FailureKind>> {
+        Box::pin(async move {
+            match self.lookup_once(name, rtype).await {
+                // hickory 0.26.3 judges a secure CNAME followed by a secure
+                // denial at its target as bogus (it checks the denial
+                // against the alias). Validate the two RRsets separately:
+                // the alias, then the target.
+                Err(FailureKind::Bogus) if rtype != RecordType::CNAME && depth < MAX_CHAIN => {
+                    let link = self.lookup_once(name, RecordType::CNAME).await?;
+                    let target = link.records.iter().find_map(|r| match r {
+                        RData::CNAME(c) => {
+                            Some(c.0.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+                        }
+                        _ => None,
+                    });
+                    let Some(target) = target else {
+                        return Err(FailureKind::Bogus);
+                    };
+                    let mut rest = self.lookup(&target, rtype, depth + 1).await?;
+                    let link_secure = link.security.is_secure();
+                    let chain_secure = link_secure && rest.alias.as_ref().is_none_or(|a| a.secure);
+                    rest.alias = Some(Alias {
+                        name: rest.alias.take().map(|a| a.name).unwrap_or(target),
+                        secure: chain_secure,
+                    });
+                    rest.security = if link_secure {
+                        rest.security
+                    } else {
+                        Security::Insecure
+                    };
+                    rest.ttl = rest.ttl.min(link.ttl);
+                    Ok(rest)
+                }
+                other => other,
+            }
+        })
+    }
+
+    async fn lookup_once(&self, name: &str, rtype: RecordType) -> Result<RawAnswer, FailureKind> {
         let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
             .map_err(|e| FailureKind::Other(format!("bad name {name:?}: {e}")))?;
         match self.inner.lookup(qname.clone(), rtype).await {
@@ -161,6 +208,6 @@ impl Backend for ValidatingBackend {
         name: &'a str,
         rtype: RecordType,
     ) -> BoxFuture<'a, Result<RawAnswer, FailureKind>> {
-        Box::pin(self.lookup(name, rtype))
+        self.lookup(name, rtype, 0)
     }
 }

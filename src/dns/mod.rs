@@ -325,3 +325,19 @@ pub async fn probe(built: &Built) -> Probe {
         )),
     }
 }
+
+/// A resolver that asks the configured name servers and reports every
+/// answer insecure: what test mode falls back to when DNSSEC does not
+/// work, so that mail still flows (without DANE, and logged as such).
+pub fn insecure(
+    dns: &crate::config::Dns,
+) -> Result<std::sync::Arc<cache::CachingResolver>, String> {
+    let servers = nameservers(dns)?;
+    let timeout = std::time::Duration::from_secs(dns.timeout.max(1));
+    let backend = wire::AdBackend::new(servers, timeout, false);
+    Ok(std::sync::Arc::new(cache::CachingResolver::new(
+        Box::new(backend),
+        timeout,
+        CACHE_ENTRIES,
+    )))
+}

@@ -45,14 +45,14 @@ pub(super) async fn exchange(
         .map_err(|e| FailureKind::Other(format!("cannot encode query: {e}")))?;
     let response = match timeout(limit, udp(server, &bytes, query.metadata.id)).await {
         Err(_) => return Err(FailureKind::Timeout),
-        Ok(r) => r.map_err(|e| FailureKind::Other(format!("{server}: {e}")))?,
+        Ok(r) => r.map_err(|e| FailureKind::Other(e.to_string()))?,
     };
     if !response.metadata.truncation {
         return Ok(response);
     }
     match timeout(limit, tcp(server, &bytes, query.metadata.id)).await {
         Err(_) => Err(FailureKind::Timeout),
-        Ok(r) => r.map_err(|e| FailureKind::Other(format!("{server} (TCP): {e}"))),
+        Ok(r) => r.map_err(|e| FailureKind::Other(format!("over TCP: {e}"))),
     }
 }
 
@@ -120,6 +120,26 @@ pub(super) fn follow_chain<'a>(qname: &Name, answers: &'a [Record]) -> (Name, Ve
     (current, links)
 }
 
+/// Whether a SERVFAIL carries an Extended DNS Error (RFC 8914) that
+/// says DNSSEC validation failed (codes 1, 2 and 5 to 12: unsupported
+/// algorithm or digest, indeterminate, bogus, expired, not yet valid,
+/// DNSKEY/RRSIG/NSEC missing, no zone key bit), as unbound sends.
+fn dnssec_failure(response: &Message) -> bool {
+    use hickory_resolver::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let Some(edns) = &response.edns else {
+        return false;
+    };
+    edns.options().options.iter().any(|(code, option)| {
+        let data = match option {
+            EdnsOption::Unknown(15, data) => data,
+            _ if *code == EdnsCode::from(15u16) => return false,
+            _ => return false,
+        };
+        let info = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        matches!(info, Some(1 | 2 | 5..=12))
+    })
+}
+
 /// The negative TTL of a denial: the SOA's TTL capped by its minimum.
 pub(super) fn negative_ttl(authorities: &[Record]) -> u32 {
     authorities
@@ -173,6 +193,7 @@ impl AdBackend {
         let kind = match response.metadata.response_code {
             ResponseCode::NoError => RawKind::Records,
             ResponseCode::NXDomain => RawKind::NxDomain,
+            ResponseCode::ServFail if dnssec_failure(&response) => return Err(FailureKind::Bogus),
             ResponseCode::ServFail => return Err(FailureKind::ServFail),
             ResponseCode::Refused => return Err(FailureKind::Refused),
             other => return Err(FailureKind::Other(format!("response code {other}"))),

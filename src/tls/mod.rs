@@ -8,6 +8,8 @@
 //! (any chain, no authentication: Postfix's "Untrusted"); the DANE verifier
 //! plugs into the same slot.
 
+pub mod dane;
+
 use std::fmt;
 use std::sync::Arc;
 

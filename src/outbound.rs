@@ -235,6 +235,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         &self.tls
     }
 
+    /// Records what the verifier proved about this connection.
+    pub fn set_tls_state(&mut self, state: TlsState) {
+        self.tls = state;
+    }
+
     async fn ehlo(&mut self, hostname: &str) -> Result<(), OutboundError> {
         let reply = self
             .command(format!("EHLO {hostname}\r\n").as_bytes(), Stage::Ehlo)

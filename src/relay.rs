@@ -16,11 +16,12 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Timeouts};
 use crate::dns::Resolver;
-use crate::nexthop::{Host, Planner};
+use crate::nexthop::{Host, Plan, Planner};
 use crate::outbound::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
-use crate::policy::Requirement;
+use crate::policy::{Mode, Requirement};
 use crate::reply_map::Failure;
 use crate::stage::Stage;
+use crate::tls::dane::{DaneVerifier, ReferenceIds};
 
 /// What every session shares: configuration, resolver, TLS settings.
 pub struct Context {
@@ -63,12 +64,19 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
     }
     let mut worst: Option<Failure> = None;
     for host in &plan.hosts {
-        match try_host(ctx, host).await {
+        match try_host(ctx, &plan, host).await {
             Ok(client) => {
+                let note = test_note(ctx);
+                info!(
+                    session,
+                    domain,
+                    "{}{note}",
+                    client.tls_state().connection_line(client.peer())
+                );
                 return Ok(Destination {
                     domain: domain.to_owned(),
                     client,
-                })
+                });
             }
             Err(e) => {
                 warn!(session, domain, "delivery attempt failed: {e}");
@@ -85,46 +93,195 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
     Err(worst.expect("a plan has at least one host"))
 }
 
-async fn try_host(ctx: &Context, host: &Host) -> Result<Client<TcpStream>, OutboundError> {
+/// Appended to log lines in test mode, so that none reads as if
+/// protection was in force.
+pub fn test_note(ctx: &Context) -> &'static str {
+    if ctx.config.policy.mode == Mode::Test {
+        " [test mode: nothing enforced]"
+    } else {
+        ""
+    }
+}
+
+/// How one attempt protects the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protection {
+    /// No STARTTLS (the retry after a failed opportunistic handshake).
+    Off,
+    /// STARTTLS when offered, any certificate.
+    Opportunistic,
+    /// STARTTLS required, any certificate.
+    Encrypt,
+    /// STARTTLS required, certificate matched against TLSA records.
+    Dane,
+}
+
+/// A TLS problem that enforcement would defer for (4.7.4, 4.7.5).
+fn tls_problem(e: &OutboundError) -> bool {
+    matches!(
+        e,
+        OutboundError::StartTlsMissing { .. }
+            | OutboundError::StartTlsRefused { .. }
+            | OutboundError::Tls { .. }
+            | OutboundError::Timeout {
+                stage: Stage::TlsHandshake,
+                ..
+            }
+    )
+}
+
+/// A handshake that failed after STARTTLS was accepted.
+fn handshake_failed(e: &OutboundError) -> bool {
+    matches!(
+        e,
+        OutboundError::Tls { .. }
+            | OutboundError::Timeout {
+                stage: Stage::TlsHandshake,
+                ..
+            }
+    )
+}
+
+/// dane-rules §3–4 for one host: each address in turn with the protection
+/// the policy requires; in test mode, what enforcement would defer is
+/// logged and delivery goes on with the best connection available.
+async fn try_host(
+    ctx: &Context,
+    plan: &Plan,
+    host: &Host,
+) -> Result<Client<TcpStream>, OutboundError> {
+    let test = ctx.config.policy.mode == Mode::Test;
     let mut last = None;
     for ip in &host.addresses {
         let peer = Peer {
             host: host.name.clone(),
             addr: SocketAddr::new(*ip, host.port),
         };
-        if let Requirement::Refuse(reason) = host.requirement {
-            return Err(OutboundError::Refused { peer, reason });
-        }
-        let mode = match host.requirement {
-            Requirement::Opportunistic => TlsMode::Opportunistic,
-            _ => TlsMode::Required,
+        let wanted = match host.requirement {
+            Requirement::Refuse(reason) if test => {
+                warn!(peer = %peer, "TEST MODE: would defer: {reason}; delivering anyway, nothing enforced");
+                Protection::Opportunistic
+            }
+            Requirement::Refuse(reason) => return Err(OutboundError::Refused { peer, reason }),
+            Requirement::Opportunistic => Protection::Opportunistic,
+            Requirement::TlsRequired => Protection::Encrypt,
+            Requirement::DaneRequired => Protection::Dane,
         };
-        match try_address(ctx, host, &peer, mode).await {
+        let e = match attempt(ctx, plan, host, &peer, wanted).await {
             Ok(c) => return Ok(c),
-            Err(
-                OutboundError::Tls { .. }
-                | OutboundError::Timeout {
-                    stage: Stage::TlsHandshake,
-                    ..
-                },
-            ) if mode == TlsMode::Opportunistic => {
-                info!(peer = %peer, "TLS handshake failed; retrying without TLS (opportunistic TLS)");
-                match try_address(ctx, host, &peer, TlsMode::Off).await {
+            Err(e) => e,
+        };
+        let fallback = if wanted == Protection::Opportunistic && handshake_failed(&e) {
+            info!(peer = %peer, "TLS handshake failed ({e}); retrying without TLS (opportunistic TLS)");
+            Some(Protection::Off)
+        } else if test && wanted != Protection::Opportunistic && tls_problem(&e) {
+            warn!(peer = %peer, "TEST MODE: would defer: {e}; delivering with the best connection available, nothing enforced");
+            Some(Protection::Opportunistic)
+        } else {
+            None
+        };
+        let Some(fallback) = fallback else {
+            last = Some(e);
+            continue;
+        };
+        match attempt(ctx, plan, host, &peer, fallback).await {
+            Ok(c) => return Ok(c),
+            Err(e2) if fallback == Protection::Opportunistic && handshake_failed(&e2) => {
+                match attempt(ctx, plan, host, &peer, Protection::Off).await {
                     Ok(c) => return Ok(c),
-                    Err(e) => last = Some(e),
+                    Err(e3) => last = Some(e3),
                 }
             }
-            Err(e) => last = Some(e),
+            Err(e2) => last = Some(e2),
         }
     }
     Err(last.expect("a planned host has at least one address"))
 }
 
-async fn try_address(
+/// One connection to one address with the given protection.
+async fn attempt(
     ctx: &Context,
+    plan: &Plan,
     host: &Host,
     peer: &Peer,
-    tls: TlsMode,
+    protection: Protection,
+) -> Result<Client<TcpStream>, OutboundError> {
+    let mut verifier = None;
+    let (tls, tls_config, sni) = match protection {
+        Protection::Off => (
+            TlsMode::Off,
+            ctx.tls_opportunistic.clone(),
+            sni_for(&host.name),
+        ),
+        Protection::Opportunistic => (
+            TlsMode::Opportunistic,
+            ctx.tls_opportunistic.clone(),
+            sni_for(&host.name),
+        ),
+        Protection::Encrypt => (
+            TlsMode::Required,
+            ctx.tls_opportunistic.clone(),
+            sni_for(&host.name),
+        ),
+        Protection::Dane => {
+            // dane-rules §3.2: SNI is the TLSA base domain.
+            let base = host.tlsa_base.clone().unwrap_or_else(|| host.name.clone());
+            let ids = ReferenceIds {
+                tlsa_base: base.clone(),
+                mx_host: host.name.clone(),
+                nexthop: plan.domain.clone(),
+            };
+            let v = Arc::new(DaneVerifier::new(
+                host.tlsa_records.clone(),
+                host.port,
+                ids,
+                crate::tls::provider(),
+            ));
+            verifier = Some(v.clone());
+            (
+                TlsMode::Required,
+                crate::tls::dane_config(v),
+                sni_for(&base),
+            )
+        }
+    };
+    let hello = Hello {
+        hostname: ctx.config.server.hostname.0.clone(),
+        tls_config,
+        sni,
+        tls,
+        timeouts: ctx.timeouts.clone(),
+    };
+    let result = try_address(ctx, peer, &hello).await;
+    let Some(v) = verifier else { return result };
+    match result {
+        Ok(mut client) => match v.matched() {
+            Some(m) => {
+                let state = client
+                    .tls_state()
+                    .authenticated(plan.mx_security.is_secure(), &m);
+                client.set_tls_state(state);
+                Ok(client)
+            }
+            // The verifier accepted nothing, yet the handshake completed:
+            // impossible, and never to be mistaken for success.
+            None => Err(OutboundError::Tls {
+                peer: peer.clone(),
+                cause: "handshake completed without a DANE match".into(),
+            }),
+        },
+        Err(OutboundError::Tls { peer, cause }) => Err(OutboundError::Tls {
+            peer,
+            cause: v.failure().map(|f| f.to_string()).unwrap_or(cause),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+async fn try_address(
+    ctx: &Context,
+    peer: &Peer,
+    hello: &Hello,
 ) -> Result<Client<TcpStream>, OutboundError> {
     let limit = Stage::Connect.timeout(&ctx.timeouts);
     let stream = match timeout(limit, TcpStream::connect(peer.addr)).await {
@@ -143,12 +300,5 @@ async fn try_address(
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    let hello = Hello {
-        hostname: ctx.config.server.hostname.0.clone(),
-        tls_config: ctx.tls_opportunistic.clone(),
-        sni: sni_for(&host.name),
-        tls,
-        timeouts: ctx.timeouts.clone(),
-    };
-    Client::open(stream, peer.clone(), &hello).await
+    Client::open(stream, peer.clone(), hello).await
 }

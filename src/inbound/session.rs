@@ -804,6 +804,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Some((peer, tls)) => (peer.to_string(), tls.clone()),
             None => ("none".to_owned(), "none".to_owned()),
         };
+        let tls = format!("{tls}{}", relay::test_note(&self.ctx));
         let outcome = if reply.is_positive() {
             "delivered"
         } else if reply.is_transient() {

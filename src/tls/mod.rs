@@ -98,6 +98,20 @@ pub fn client_config(verifier: Arc<dyn ServerCertVerifier>) -> Arc<ClientConfig>
     Arc::new(config)
 }
 
+/// A configuration for one DANE connection. Session resumption is off:
+/// a resumed session skips certificate verification, and every DANE
+/// connection must match its TLSA records afresh (they may have changed).
+pub fn dane_config(verifier: Arc<dane::DaneVerifier>) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
 /// The opportunistic client configuration.
 pub fn opportunistic_config() -> Arc<ClientConfig> {
     client_config(Arc::new(UnauthenticatedVerifier::new(provider())))
@@ -113,6 +127,20 @@ pub enum TlsState {
     Anonymous { protocol: String, cipher: String },
     /// TLS, certificate not authenticated.
     Untrusted { protocol: String, cipher: String },
+    /// DANE matched, but the MX records were not DNSSEC-signed, so the
+    /// host name itself is not authenticated.
+    Trusted {
+        protocol: String,
+        cipher: String,
+        matched: String,
+    },
+    /// DANE matched and the host name came from a secure MX RRset (or a
+    /// static route).
+    Verified {
+        protocol: String,
+        cipher: String,
+        matched: String,
+    },
 }
 
 impl TlsState {
@@ -136,6 +164,76 @@ impl TlsState {
     pub fn is_tls(&self) -> bool {
         !matches!(self, TlsState::None)
     }
+
+    /// The same connection, authenticated by DANE: `Verified` when the
+    /// MX host name is authenticated, `Trusted` otherwise.
+    pub fn authenticated(&self, mx_secure: bool, matched: &dane::DaneMatch) -> TlsState {
+        let (protocol, cipher) = match self {
+            TlsState::Untrusted { protocol, cipher }
+            | TlsState::Anonymous { protocol, cipher }
+            | TlsState::Trusted {
+                protocol, cipher, ..
+            }
+            | TlsState::Verified {
+                protocol, cipher, ..
+            } => (protocol.clone(), cipher.clone()),
+            TlsState::None => return TlsState::None,
+        };
+        let matched = matched.to_string();
+        if mx_secure {
+            TlsState::Verified {
+                protocol,
+                cipher,
+                matched,
+            }
+        } else {
+            TlsState::Trusted {
+                protocol,
+                cipher,
+                matched,
+            }
+        }
+    }
+
+    /// Postfix's word for the connection: `Verified`, `Trusted`,
+    /// `Untrusted`, `Anonymous`, or none for plaintext.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TlsState::None => "plaintext",
+            TlsState::Anonymous { .. } => "Anonymous",
+            TlsState::Untrusted { .. } => "Untrusted",
+            TlsState::Trusted { .. } => "Trusted",
+            TlsState::Verified { .. } => "Verified",
+        }
+    }
+
+    /// The per-connection log line, e.g. "Verified TLS connection
+    /// established to mx[192.0.2.1]:25: TLSv1.3 with cipher X; matched
+    /// DANE-EE 3 1 1 2c8a4f01… at depth 0".
+    pub fn connection_line(&self, peer: &impl fmt::Display) -> String {
+        match self {
+            TlsState::None => format!("plaintext connection to {peer}"),
+            TlsState::Anonymous { protocol, cipher } | TlsState::Untrusted { protocol, cipher } => {
+                format!(
+                    "{} TLS connection established to {peer}: {protocol} with cipher {cipher}",
+                    self.label()
+                )
+            }
+            TlsState::Trusted {
+                protocol,
+                cipher,
+                matched,
+            }
+            | TlsState::Verified {
+                protocol,
+                cipher,
+                matched,
+            } => format!(
+                "{} TLS connection established to {peer}: {protocol} with cipher {cipher}; matched {matched}",
+                self.label()
+            ),
+        }
+    }
 }
 
 impl fmt::Display for TlsState {
@@ -148,6 +246,16 @@ impl fmt::Display for TlsState {
             TlsState::Untrusted { protocol, cipher } => {
                 write!(f, "untrusted {protocol} {cipher}")
             }
+            TlsState::Trusted {
+                protocol,
+                cipher,
+                matched,
+            } => write!(f, "trusted {protocol} {cipher} ({matched})"),
+            TlsState::Verified {
+                protocol,
+                cipher,
+                matched,
+            } => write!(f, "verified {protocol} {cipher} ({matched})"),
         }
     }
 }

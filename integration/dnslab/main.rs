@@ -38,6 +38,7 @@ mod relay;
 mod resolve;
 mod startup;
 mod strip;
+mod examples;
 
 // The `lab` target's Postfix instances, for the end-to-end test in `relay`.
 #[path = "../lab/client.rs"]

@@ -235,6 +235,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         &self.tls
     }
 
+    /// The certificate chain the server presented (leaf first), when TLS
+    /// is active.
+    pub fn peer_certificates(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        match &self.io {
+            MaybeTls::Tls(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect()),
+            _ => None,
+        }
+    }
+
     /// Records what the verifier proved about this connection.
     pub fn set_tls_state(&mut self, state: TlsState) {
         self.tls = state;

@@ -33,6 +33,7 @@ pub mod dane;
 pub mod dns;
 pub mod inbound;
 pub mod logging;
+pub mod metrics;
 pub mod nexthop;
 pub mod outbound;
 pub mod policy;

@@ -77,6 +77,10 @@ pub enum OutboundError {
     StartTlsRefused { peer: Peer, reply: Reply },
     #[error("TLS handshake with {peer} failed: {cause}")]
     Tls { peer: Peer, cause: String },
+    /// The handshake failed because the certificate matched no TLSA record
+    /// (or its DANE-TA path or name did not verify).
+    #[error("TLS handshake with {peer} failed: {cause}")]
+    Dane { peer: Peer, cause: String },
     #[error("{peer}: {reason}")]
     Refused { peer: Peer, reason: RefuseReason },
 }
@@ -92,6 +96,7 @@ impl OutboundError {
             | OutboundError::StartTlsMissing { peer }
             | OutboundError::StartTlsRefused { peer, .. }
             | OutboundError::Tls { peer, .. }
+            | OutboundError::Dane { peer, .. }
             | OutboundError::Refused { peer, .. } => peer,
         }
     }

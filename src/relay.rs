@@ -16,12 +16,14 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Timeouts};
 use crate::dns::Resolver;
-use crate::nexthop::{Host, Plan, Planner};
+use crate::metrics;
+use crate::nexthop::{Host, Plan, Planner, SkipReason};
 use crate::outbound::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
-use crate::policy::{Mode, Requirement};
+use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::reply_map::Failure;
 use crate::stage::Stage;
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
+use crate::tls::TlsState;
 
 /// What every session shares: configuration, resolver, TLS settings.
 pub struct Context {
@@ -61,11 +63,15 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         .await?;
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
+        if matches!(&skipped.reason, SkipReason::Dns(e) if e.rtype == "TLSA") {
+            metrics::global().dane("lookup_failed");
+        }
     }
     let mut worst: Option<Failure> = None;
     for host in &plan.hosts {
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
+                metrics::global().tls(tls_word(client.tls_state()));
                 let note = test_note(ctx);
                 info!(
                     session,
@@ -123,6 +129,7 @@ fn tls_problem(e: &OutboundError) -> bool {
         OutboundError::StartTlsMissing { .. }
             | OutboundError::StartTlsRefused { .. }
             | OutboundError::Tls { .. }
+            | OutboundError::Dane { .. }
             | OutboundError::Timeout {
                 stage: Stage::TlsHandshake,
                 ..
@@ -135,6 +142,7 @@ fn handshake_failed(e: &OutboundError) -> bool {
     matches!(
         e,
         OutboundError::Tls { .. }
+            | OutboundError::Dane { .. }
             | OutboundError::Timeout {
                 stage: Stage::TlsHandshake,
                 ..
@@ -159,6 +167,7 @@ async fn try_host(
         };
         let wanted = match host.requirement {
             Requirement::Refuse(reason) if test => {
+                metrics::global().would_defer("policy");
                 warn!(peer = %peer, "TEST MODE: would defer: {reason}; delivering anyway, nothing enforced");
                 Protection::Opportunistic
             }
@@ -175,6 +184,7 @@ async fn try_host(
             info!(peer = %peer, "TLS handshake failed ({e}); retrying without TLS (opportunistic TLS)");
             Some(Protection::Off)
         } else if test && wanted != Protection::Opportunistic && tls_problem(&e) {
+            metrics::global().would_defer(Failure::Outbound(e.clone()).reason());
             warn!(peer = %peer, "TEST MODE: would defer: {e}; delivering with the best connection available, nothing enforced");
             Some(Protection::Opportunistic)
         } else {
@@ -253,7 +263,21 @@ async fn attempt(
         timeouts: ctx.timeouts.clone(),
     };
     let result = try_address(ctx, peer, &hello).await;
-    let Some(v) = verifier else { return result };
+    let Some(v) = verifier else {
+        if protection != Protection::Off {
+            metrics::global().dane(match host.tlsa {
+                TlsaStatus::AllUnusable => "unusable",
+                TlsaStatus::NoSecureTlsa => "insecure",
+                _ => "not_applicable",
+            });
+        }
+        return result;
+    };
+    metrics::global().dane(if v.matched().is_some() {
+        "ok"
+    } else {
+        "mismatch"
+    });
     match result {
         Ok(mut client) => match v.matched() {
             Some(m) => {
@@ -270,10 +294,13 @@ async fn attempt(
                 cause: "handshake completed without a DANE match".into(),
             }),
         },
-        Err(OutboundError::Tls { peer, cause }) => Err(OutboundError::Tls {
-            peer,
-            cause: v.failure().map(|f| f.to_string()).unwrap_or(cause),
-        }),
+        Err(OutboundError::Tls { peer, cause }) => match v.failure() {
+            Some(f) => Err(OutboundError::Dane {
+                peer,
+                cause: f.to_string(),
+            }),
+            None => Err(OutboundError::Tls { peer, cause }),
+        },
         Err(e) => Err(e),
     }
 }
@@ -301,4 +328,14 @@ async fn try_address(
     };
     let _ = stream.set_nodelay(true);
     Client::open(stream, peer.clone(), hello).await
+}
+
+fn tls_word(state: &TlsState) -> &'static str {
+    match state {
+        TlsState::None => "plaintext",
+        TlsState::Anonymous { .. } => "anonymous",
+        TlsState::Untrusted { .. } => "untrusted",
+        TlsState::Trusted { .. } => "trusted",
+        TlsState::Verified { .. } => "verified",
+    }
 }

@@ -45,6 +45,46 @@ impl Failure {
         }
     }
 
+    /// The `reason` label of the recipient metrics.
+    pub fn reason(&self) -> &'static str {
+        use crate::dns::FailureKind;
+        let dns = |kind: &FailureKind| match kind {
+            FailureKind::Bogus => "dns_bogus",
+            _ => "dns_failed",
+        };
+        match self {
+            Failure::Plan(PlanError::Dns(e)) => dns(&e.kind),
+            Failure::Plan(PlanError::NoHost { problems, .. }) => problems
+                .iter()
+                .find_map(|p| match &p.reason {
+                    crate::nexthop::SkipReason::Dns(e) if e.kind == FailureKind::Bogus => {
+                        Some("dns_bogus")
+                    }
+                    _ => None,
+                })
+                .unwrap_or("dns_failed"),
+            Failure::Plan(PlanError::NxDomain { .. } | PlanError::NullMx { .. }) => {
+                "no_mail_domain"
+            }
+            Failure::Outbound(o) => match o {
+                OutboundError::Connect { .. } => "connect_failed",
+                OutboundError::Timeout { .. }
+                | OutboundError::Lost { .. }
+                | OutboundError::Protocol { .. }
+                | OutboundError::Rejected { .. } => "connection_lost",
+                OutboundError::StartTlsMissing { .. } | OutboundError::StartTlsRefused { .. } => {
+                    "starttls_missing"
+                }
+                OutboundError::Tls { .. } => "tls_failed",
+                OutboundError::Dane { .. } => "dane_mismatch",
+                OutboundError::Refused { .. } => "policy",
+            },
+            Failure::Remote { reply, .. } if reply.code >= 500 => "remote_5xx",
+            Failure::Remote { .. } => "remote_4xx",
+            Failure::Mismatch { .. } => "other",
+        }
+    }
+
     /// Ranks failures so that, when every host failed, the deferral names
     /// the most specific reason (dane-rules §3.7): policy and TLS problems
     /// first, then anything the destination said, then transport trouble.
@@ -53,6 +93,7 @@ impl Failure {
             Failure::Outbound(
                 OutboundError::Refused { .. }
                 | OutboundError::Tls { .. }
+                | OutboundError::Dane { .. }
                 | OutboundError::StartTlsMissing { .. }
                 | OutboundError::StartTlsRefused { .. },
             ) => 4,
@@ -302,9 +343,9 @@ pub fn failure(f: &Failure) -> Reply {
             OutboundError::StartTlsMissing { .. } | OutboundError::StartTlsRefused { .. } => {
                 Reply::new(451, ec(4, 7, 4), text)
             }
-            OutboundError::Tls { .. } | OutboundError::Refused { .. } => {
-                Reply::new(451, ec(4, 7, 5), text)
-            }
+            OutboundError::Tls { .. }
+            | OutboundError::Dane { .. }
+            | OutboundError::Refused { .. } => Reply::new(451, ec(4, 7, 5), text),
         },
         Failure::Remote {
             peer,

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::inbound::session::Session;
+use crate::metrics;
 use crate::relay::Context;
 use crate::reply_map::Answer;
 
@@ -125,28 +126,35 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         if !ctx.config.server.allows(peer.ip()) {
             info!(client = %peer, "client not in allow_clients: refused");
+            metrics::global().connection("not_allowed");
             let reply = Answer::NotAllowed { client: peer.ip() }.reply();
             sessions.spawn(refuse(stream, reply.to_wire()));
             continue;
         }
         if *shutdown.borrow() {
+            metrics::global().connection("shutting_down");
             sessions.spawn(refuse(stream, Answer::ShuttingDown.reply().to_wire()));
             continue;
         }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             warn!(client = %peer, "connection limit reached: refused");
+            metrics::global().connection("busy");
             sessions.spawn(refuse(stream, Answer::TooBusy.reply().to_wire()));
             continue;
         };
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
+        metrics::global().connection("accepted");
         sessions.spawn(async move {
             let id = session_id();
+            let active = &metrics::global().sessions_active;
+            active.inc();
             info!(session = %id, client = %peer, "connect");
             Session::new(stream, ctx, id.clone(), peer, shutdown)
                 .run()
                 .await;
             info!(session = %id, client = %peer, "disconnect");
+            active.dec();
             drop(permit);
         });
     }

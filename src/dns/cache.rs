@@ -87,12 +87,14 @@ impl CachingResolver {
             rtype: rtype_label(rtype),
             kind,
         };
+        let started = Instant::now();
         let answer =
             match tokio::time::timeout(self.timeout, self.backend.query(&key.0, rtype)).await {
                 Err(_) => return Err(fail(FailureKind::Timeout)),
                 Ok(Err(kind)) => return Err(fail(kind)),
                 Ok(Ok(a)) => a,
             };
+        crate::metrics::global().dns_lookup(started.elapsed());
         let ttl = answer.ttl.min(MAX_TTL);
         if ttl > 0 {
             let mut cache = self.lock();

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use super::connection::{Connection, Framed, InputError};
+use crate::metrics;
 use crate::outbound::{refusal, Peer};
 use crate::relay::{self, Context, Destination};
 use crate::reply_map::{relayed, Answer, Failure};
@@ -91,6 +92,36 @@ impl Transaction {
             body: Body2::NotStarted,
             size: 0,
             relay: None,
+        }
+    }
+}
+
+/// A reply with the reason label it is counted under.
+struct Outcome {
+    reply: Reply,
+    reason: &'static str,
+}
+
+impl Outcome {
+    fn failed(f: &Failure) -> Outcome {
+        Outcome {
+            reply: Answer::Failed(f).reply(),
+            reason: f.reason(),
+        }
+    }
+
+    fn answer(a: Answer<'_>, reason: &'static str) -> Outcome {
+        Outcome {
+            reply: a.reply(),
+            reason,
+        }
+    }
+
+    /// The destination's own final reply.
+    fn relayed(stage: Stage, reply: Reply) -> Outcome {
+        Outcome {
+            reply: relayed(stage, reply),
+            reason: "none",
         }
     }
 }
@@ -339,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.answer(Answer::OtherDomain { first: &first });
                 self.log_outcome(
                     &mailbox.to_string(),
-                    &Answer::OtherDomain { first: &first }.reply(),
+                    &Outcome::answer(Answer::OtherDomain { first: &first }, "other_domain"),
                 );
                 return Flow::Continue;
             }
@@ -347,10 +378,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             None => txn.domain = Some(domain.clone()),
         }
         txn.rcpt_count += 1;
-        let reply = match self.relay_rcpt(&domain, &to, &params).await {
-            Ok(reply) => reply,
+        match self.relay_rcpt(&domain, &to, &params).await {
+            Ok(reply) => self.conn.queue(&reply),
             Err(f) => {
-                let reply = Answer::Failed(&f).reply();
+                let outcome = Outcome::failed(&f);
                 if let Some(txn) = self.txn.as_mut() {
                     // A lost connection ends the transaction; a refused
                     // recipient does not.
@@ -358,12 +389,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         txn.failed = Some(f);
                     }
                 }
-                reply
+                self.conn.queue(&outcome.reply);
+                self.log_outcome(&mailbox.to_string(), &outcome);
             }
-        };
-        self.conn.queue(&reply);
-        if !reply.is_positive() {
-            self.log_outcome(&mailbox.to_string(), &reply);
         }
         Flow::Continue
     }
@@ -484,7 +512,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Flow::Continue;
         }
         if let Some(f) = txn.failed.clone() {
-            self.end_transaction(Answer::Failed(&f).reply()).await;
+            self.end_transaction(Outcome::failed(&f)).await;
             return Flow::Continue;
         }
         let dest = self.dest.as_mut().expect("recipients were accepted");
@@ -492,12 +520,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(r) if r.code == 354 => {}
             Ok(r) => {
                 let f = Failure::remote(dest.client.peer(), Stage::DataInit, r);
-                self.end_transaction(Answer::Failed(&f).reply()).await;
+                self.end_transaction(Outcome::failed(&f)).await;
                 return Flow::Continue;
             }
             Err(e) => {
                 self.dest = None;
-                self.end_transaction(Answer::Failed(&Failure::Outbound(e)).reply())
+                self.end_transaction(Outcome::failed(&Failure::Outbound(e)))
                     .await;
                 return Flow::Continue;
             }
@@ -542,11 +570,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         let reply = if let Some(v) = decoder.violation() {
-            Answer::Violation(v).reply()
+            Outcome::answer(Answer::Violation(v), "message_refused")
         } else if decoder.content_len() > max {
-            Answer::MessageTooBig { max }.reply()
+            Outcome::answer(Answer::MessageTooBig { max }, "message_refused")
         } else if let Some(f) = failure {
-            Answer::Failed(&f).reply()
+            Outcome::failed(&f)
         } else {
             self.final_reply(b".\r\n").await
         };
@@ -555,20 +583,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Sends what ends the content and maps the destination's answer.
-    async fn final_reply(&mut self, tail: &[u8]) -> Reply {
+    async fn final_reply(&mut self, tail: &[u8]) -> Outcome {
         let dest = self.dest.as_mut().expect("data goes to a destination");
         let result = dest.client.end_data(tail).await;
         if let (Ok(_), Some(txn)) = (&result, self.txn.as_mut()) {
             txn.dest_done = true;
         }
         match result {
-            Ok(r) if r.is_positive() => relayed(Stage::DataDone, r),
-            Ok(r) => {
-                Answer::Failed(&Failure::remote(dest.client.peer(), Stage::DataDone, r)).reply()
-            }
+            Ok(r) if r.is_positive() => Outcome::relayed(Stage::DataDone, r),
+            Ok(r) => Outcome::failed(&Failure::remote(dest.client.peer(), Stage::DataDone, r)),
             Err(e) => {
                 self.dest = None;
-                Answer::Failed(&Failure::Outbound(e)).reply()
+                Outcome::failed(&Failure::Outbound(e))
             }
         }
     }
@@ -584,6 +610,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             // The chunk's octets follow the command whatever we answer.
             if self.discard(size).await.is_err() {
                 return Flow::Close;
+            }
+            // Recipients accepted before the connection was lost learn
+            // their fate here, once (a failed chunk logged them already).
+            let first_failure = self
+                .txn
+                .as_ref()
+                .filter(|t| !matches!(t.body, Body2::Failed))
+                .and_then(|t| t.failed.clone());
+            if let Some(f) = first_failure {
+                self.log_all(&Outcome::failed(&f));
             }
             self.conn.queue(&reply);
             if last {
@@ -605,7 +641,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// First chunk: choose BDAT or conversion to DATA.
-    async fn bdat_begin(&mut self) -> Result<(), Reply> {
+    async fn bdat_begin(&mut self) -> Result<(), Outcome> {
         let txn = self.txn.as_mut().expect("in a transaction");
         if !matches!(txn.body, Body2::NotStarted) {
             return Ok(());
@@ -620,12 +656,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 txn.body = Body2::Converted(DotStuffer::new());
                 Ok(())
             }
-            Ok(r) => Err(
-                Answer::Failed(&Failure::remote(dest.client.peer(), Stage::DataInit, r)).reply(),
-            ),
+            Ok(r) => Err(Outcome::failed(&Failure::remote(
+                dest.client.peer(),
+                Stage::DataInit,
+                r,
+            ))),
             Err(e) => {
                 self.dest = None;
-                Err(Answer::Failed(&Failure::Outbound(e)).reply())
+                Err(Outcome::failed(&Failure::Outbound(e)))
             }
         }
     }
@@ -680,37 +718,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.conn.consume(n);
             remaining -= n as u64;
         }
-        let reply = if too_big {
-            Answer::MessageTooBig { max }.reply()
+        let outcome = if too_big {
+            Outcome::answer(Answer::MessageTooBig { max }, "message_refused")
         } else if let Some(f) = failure {
-            Answer::Failed(&f).reply()
+            Outcome::failed(&f)
         } else {
             self.bdat_reply(last).await
         };
-        if last || !reply.is_positive() {
+        if last || !outcome.reply.is_positive() {
             if !last {
                 // The client may still send the remaining chunks: read
                 // and refuse them until LAST.
                 if let Some(txn) = self.txn.as_mut() {
                     txn.body = Body2::Failed;
                 }
-                self.log_all(&reply);
-                self.conn.queue(&reply);
+                self.log_all(&outcome);
+                self.conn.queue(&outcome.reply);
                 return Flow::Continue;
             }
-            self.end_transaction(reply).await;
+            self.end_transaction(outcome).await;
         } else {
-            self.conn.queue(&reply);
+            self.conn.queue(&outcome.reply);
         }
         Flow::Continue
     }
 
-    async fn bdat_reply(&mut self, last: bool) -> Reply {
+    async fn bdat_reply(&mut self, last: bool) -> Outcome {
         let txn = self.txn.as_mut().expect("in a transaction");
         match &mut txn.body {
             Body2::Converted(stuffer) => {
                 if !last {
-                    return Answer::ChunkOk { size: txn.size }.reply();
+                    return Outcome::answer(Answer::ChunkOk { size: txn.size }, "none");
                 }
                 let mut tail = BytesMut::new();
                 stuffer.finish(&mut tail);
@@ -723,13 +761,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     txn.dest_done = true;
                 }
                 match result {
-                    Ok(r) if r.is_positive() => relayed(Stage::Bdat, r),
-                    Ok(r) => {
-                        Answer::Failed(&Failure::remote(dest.client.peer(), Stage::Bdat, r)).reply()
-                    }
+                    Ok(r) if r.is_positive() => Outcome::relayed(Stage::Bdat, r),
+                    Ok(r) => Outcome::failed(&Failure::remote(dest.client.peer(), Stage::Bdat, r)),
                     Err(e) => {
                         self.dest = None;
-                        Answer::Failed(&Failure::Outbound(e)).reply()
+                        Outcome::failed(&Failure::Outbound(e))
                     }
                 }
             }
@@ -757,16 +793,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Answers the end of a transaction, logs every recipient's outcome and
     /// leaves the destination ready for the next one.
-    async fn end_transaction(&mut self, reply: Reply) {
-        self.log_all(&reply);
-        self.conn.queue(&reply);
+    async fn end_transaction(&mut self, outcome: Outcome) {
+        self.log_all(&outcome);
+        if let Some(txn) = &self.txn {
+            metrics::global().transaction(outcome_word(&outcome.reply), txn.started.elapsed());
+        }
+        self.conn.queue(&outcome.reply);
         self.reset().await;
     }
 
-    fn log_all(&self, reply: &Reply) {
+    fn log_all(&self, outcome: &Outcome) {
         if let Some(txn) = &self.txn {
             for a in &txn.accepted {
-                self.log_outcome(&a.rcpt, reply);
+                self.log_outcome(&a.rcpt, outcome);
             }
         }
     }
@@ -785,6 +824,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if let Some(txn) = self.txn.take() {
             let text = format!("client disconnected while {stage}; nothing delivered");
             for a in &txn.accepted {
+                metrics::global().recipient("abandoned", "client_gone");
                 info!(
                     session = %self.id,
                     client = %self.client.ip(),
@@ -798,20 +838,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// The per-recipient summary line.
-    fn log_outcome(&self, rcpt: &str, reply: &Reply) {
+    fn log_outcome(&self, rcpt: &str, outcome: &Outcome) {
         let Some(txn) = &self.txn else { return };
+        let reply = &outcome.reply;
         let (relay, tls) = match &txn.relay {
             Some((peer, tls)) => (peer.to_string(), tls.clone()),
             None => ("none".to_owned(), "none".to_owned()),
         };
         let tls = format!("{tls}{}", relay::test_note(&self.ctx));
-        let outcome = if reply.is_positive() {
-            "delivered"
-        } else if reply.is_transient() {
-            "deferred"
-        } else {
-            "rejected"
-        };
+        let word = outcome_word(reply);
+        metrics::global().recipient(word, outcome.reason);
         info!(
             session = %self.id,
             client = %self.client.ip(),
@@ -821,8 +857,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             tls = %tls,
             delay = %format!("{:.2}", txn.started.elapsed().as_secs_f64()),
             status = %reply,
-            "{outcome}"
+            "{word}"
         );
+    }
+}
+
+/// delivered (2xx), deferred (4xx) or rejected (5xx).
+fn outcome_word(reply: &Reply) -> &'static str {
+    if reply.is_positive() {
+        "delivered"
+    } else if reply.is_transient() {
+        "deferred"
+    } else {
+        "rejected"
     }
 }
 

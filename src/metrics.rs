@@ -1,0 +1,257 @@
+//! Prometheus metrics (prometheus-client, OpenMetrics text format) and the
+//! small HTTP endpoint that serves them (`[metrics] listen`).
+//!
+//! One process-wide registry: counters outlive configuration reloads, and
+//! every part of danegate counts into it through [`global`]. This module
+//! only counts and serves; what is counted is decided where it happens.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `danegate_connections_total` | `result`: accepted, not_allowed, busy, shutting_down |
+//! | `danegate_sessions_active` | |
+//! | `danegate_transactions_total` | `outcome`: delivered, deferred, rejected |
+//! | `danegate_recipients_total` | `outcome`, `reason`: none, dane_mismatch, starttls_missing, tls_failed, dns_failed, dns_bogus, connect_failed, connection_lost, remote_4xx, remote_5xx, policy, no_mail_domain, other_domain, message_refused, client_gone, other |
+//! | `danegate_tls_connections_total` | `state`: verified, trusted, untrusted, anonymous, plaintext |
+//! | `danegate_dane_results_total` | `result` (per host tried): ok, mismatch, unusable, not_applicable, insecure, lookup_failed |
+//! | `danegate_would_defer_total` | `reason` (test mode: what enforcement would have deferred) |
+//! | `danegate_dns_lookup_seconds` | histogram of DNS lookups that were not cached |
+//! | `danegate_relay_seconds` | histogram of transactions, MAIL FROM to the final reply |
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeReasonLabel {
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    connections: Family<ResultLabel, Counter>,
+    pub sessions_active: Gauge,
+    transactions: Family<OutcomeLabel, Counter>,
+    recipients: Family<OutcomeReasonLabel, Counter>,
+    tls: Family<StateLabel, Counter>,
+    dane: Family<ResultLabel, Counter>,
+    would_defer: Family<ReasonLabel, Counter>,
+    dns_seconds: Histogram,
+    relay_seconds: Histogram,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("danegate");
+        let connections = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "connections",
+            "Inbound connections by result",
+            connections.clone(),
+        );
+        let sessions_active = Gauge::default();
+        registry.register(
+            "sessions_active",
+            "Inbound sessions in progress",
+            sessions_active.clone(),
+        );
+        let transactions = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "transactions",
+            "Mail transactions by outcome",
+            transactions.clone(),
+        );
+        let recipients = Family::<OutcomeReasonLabel, Counter>::default();
+        registry.register(
+            "recipients",
+            "Recipients by outcome and reason",
+            recipients.clone(),
+        );
+        let tls = Family::<StateLabel, Counter>::default();
+        registry.register(
+            "tls_connections",
+            "Outbound connections by TLS state",
+            tls.clone(),
+        );
+        let dane = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "dane_results",
+            "DANE results per destination host tried",
+            dane.clone(),
+        );
+        let would_defer = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "would_defer",
+            "Test mode: deliveries enforcement would have deferred",
+            would_defer.clone(),
+        );
+        let dns_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "dns_lookup_seconds",
+            "DNS lookups not answered from the cache",
+            dns_seconds.clone(),
+        );
+        let relay_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 16));
+        registry.register(
+            "relay_seconds",
+            "Transactions, from MAIL FROM to the final reply",
+            relay_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            connections,
+            sessions_active,
+            transactions,
+            recipients,
+            tls,
+            dane,
+            would_defer,
+            dns_seconds,
+            relay_seconds,
+        }
+    }
+
+    pub fn connection(&self, result: &str) {
+        self.connections
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn transaction(&self, outcome: &str, elapsed: Duration) {
+        self.transactions
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.relay_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn recipient(&self, outcome: &str, reason: &str) {
+        self.recipients
+            .get_or_create(&OutcomeReasonLabel {
+                outcome: outcome.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn tls(&self, state: &str) {
+        self.tls
+            .get_or_create(&StateLabel {
+                state: state.into(),
+            })
+            .inc();
+    }
+
+    pub fn dane(&self, result: &str) {
+        self.dane
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn would_defer(&self, reason: &str) {
+        self.would_defer
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn dns_lookup(&self, elapsed: Duration) {
+        self.dns_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Longest request head read from a scraper.
+const MAX_REQUEST: usize = 8 * 1024;
+
+/// Serves `GET /metrics` (any path, in fact) until the task is dropped.
+pub async fn serve(listener: TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        info!("metrics on http://{addr}/metrics");
+    }
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream)).await;
+                });
+            }
+            Err(e) => {
+                warn!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream) -> std::io::Result<()> {
+    // Read the request head (bounded); its content does not matter.
+    let mut buf = vec![0u8; MAX_REQUEST];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = stream.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+        if buf[..filled].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let body = global().encode();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}

@@ -1,18 +1,19 @@
-//! The command line: `danegate run [--config FILE]`.
+//! The command line: `danegate run`, `resolve`, `config check` (and the
+//! operator commands of `ops`). Each command loads the configuration
+//! first, so that `[log] format` applies from the first line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
-use crate::dns::Probe;
+use crate::config::{Config, LogFormat};
+use crate::dns::{Probe, Resolver};
 use crate::policy::Mode;
-
-use crate::config::Config;
 use crate::relay::Context;
-use crate::server::Server;
+use crate::server::{Handle, Server};
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +28,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the relay (built-in defaults without --config).
+    /// Run the relay (built-in defaults without --config). SIGHUP reloads
+    /// the configuration file; SIGTERM shuts down gracefully.
     Run {
         /// Configuration file (TOML); see config/danegate.toml.
         #[arg(long, short)]
@@ -45,102 +47,60 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the configuration and print the effective one (every
+    /// default filled in). Exit 0 when valid, 2 when not.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::logging::init();
     match cli.command {
-        Cmd::Run { config } => run(config),
+        Cmd::Run { config } => match loaded(config.as_deref()) {
+            Ok(c) => run(c, config),
+            Err(code) => code,
+        },
         Cmd::Resolve {
             domain,
             config,
             json,
-        } => resolve(&domain, config, json),
+        } => match loaded(config.as_deref()) {
+            Ok(c) => resolve(&domain, c, json),
+            Err(code) => code,
+        },
+        Cmd::Config(ConfigCmd::Check { config }) => match loaded(config.as_deref()) {
+            Ok(c) => config_check(&c),
+            Err(code) => code,
+        },
     }
 }
 
-fn load(path: Option<PathBuf>) -> Result<Config, String> {
-    match path {
-        Some(p) => Config::load(&p).map_err(|e| e.to_string()),
+/// Loads the configuration (defaults without a file) and starts logging
+/// in its format. A bad configuration is logged and gives exit status 2.
+fn loaded(path: Option<&Path>) -> Result<Config, ExitCode> {
+    let config = match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
         None => Ok(Config::default()),
-    }
-}
-
-fn run(config: Option<PathBuf>) -> ExitCode {
-    let config = match load(config) {
-        Ok(c) => c,
+    };
+    match config {
+        Ok(c) => {
+            crate::logging::init(c.log.format);
+            Ok(c)
+        }
         Err(e) => {
+            crate::logging::init(LogFormat::Text);
             error!("configuration error: {e}");
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            error!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let built = match crate::dns::build(&config.dns).await {
-            Ok(b) => b,
-            Err(e) => {
-                error!("{e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let mut resolver = built.resolver.clone();
-        match crate::dns::probe(&built).await {
-            Probe::Validated => info!("DNSSEC validation works (trust anchors: {})", built.anchors),
-            Probe::NotValidated(e) if config.policy.mode == Mode::Enforce => {
-                error!("{e}; refusing to start in enforce mode (policy.mode = \"test\" starts anyway, without DANE)");
-                return ExitCode::FAILURE;
-            }
-            Probe::NotValidated(e) => {
-                warn!("TEST MODE: {e}");
-                warn!("TEST MODE: starting anyway with every DNS answer treated as insecure; no domain gets DANE, nothing is enforced");
-                resolver = match crate::dns::insecure(&config.dns) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        error!("{e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-            }
-            Probe::Unreachable(e) => error!(
-                "{e}; starting anyway: every lookup fails until DNS answers, and mail is deferred (451 4.4.3) meanwhile"
-            ),
-        }
-        let ctx = Arc::new(Context::new(config, resolver));
-        let server = match Server::bind(ctx).await {
-            Ok(s) => s,
-            Err(e) => {
-                error!("{e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        server.run(stop_signal()).await;
-        ExitCode::SUCCESS
-    })
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("cannot watch SIGTERM: {e}");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
@@ -157,14 +117,132 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn resolve(domain: &str, config: Option<PathBuf>, json: bool) -> ExitCode {
-    let config = match load(config) {
-        Ok(c) => c,
+fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async move {
+        let resolver = match resolver_for(&config).await {
+            Ok(r) => r,
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(addr) = config.metrics.listen {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tokio::spawn(crate::metrics::serve(l));
+                }
+                Err(e) => {
+                    error!("cannot serve metrics on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let ctx = Arc::new(Context::new(config, resolver));
+        let server = match Server::bind(ctx).await {
+            Ok(s) => s,
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tokio::spawn(reload_on_hangup(path, server.handle()));
+        server.run(stop_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// The resolver a configuration asks for, after the start-up probe. Err:
+/// danegate must not run with it (enforce mode without working DNSSEC).
+async fn resolver_for(config: &Config) -> Result<Arc<dyn Resolver>, String> {
+    let built = crate::dns::build(&config.dns).await?;
+    match crate::dns::probe(&built).await {
+        Probe::Validated => {
+            info!("DNSSEC validation works (trust anchors: {})", built.anchors);
+            Ok(built.resolver)
+        }
+        Probe::NotValidated(e) if config.policy.mode == Mode::Enforce => Err(format!(
+            "{e}; refusing to start in enforce mode (policy.mode = \"test\" starts anyway, without DANE)"
+        )),
+        Probe::NotValidated(e) => {
+            warn!("TEST MODE: {e}");
+            warn!("TEST MODE: starting anyway with every DNS answer treated as insecure; no domain gets DANE, nothing is enforced");
+            Ok(crate::dns::insecure(&config.dns)?)
+        }
+        Probe::Unreachable(e) => {
+            error!("{e}; starting anyway: every lookup fails until DNS answers, and mail is deferred (451 4.4.3) meanwhile");
+            Ok(built.resolver)
+        }
+    }
+}
+
+/// SIGHUP: reload the configuration file; a bad one is refused and the
+/// running configuration stays.
+async fn reload_on_hangup(path: Option<PathBuf>, handle: Handle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
         Err(e) => {
-            error!("configuration error: {e}");
-            return ExitCode::from(2);
+            error!("cannot watch SIGHUP: {e}");
+            return;
         }
     };
+    while hup.recv().await.is_some() {
+        let Some(path) = &path else {
+            warn!("SIGHUP: running on built-in defaults, there is no configuration file to reload");
+            continue;
+        };
+        match reload(path, &handle).await {
+            Ok(()) => info!("configuration reloaded from {}", path.display()),
+            Err(e) => error!("configuration reload refused, the running configuration stays: {e}"),
+        }
+    }
+}
+
+async fn reload(path: &Path, handle: &Handle) -> Result<(), String> {
+    let new = Config::load(path).map_err(|e| e.to_string())?;
+    let old = handle.current();
+    let resolver = if new.dns == old.config.dns && new.policy.mode == old.config.policy.mode {
+        old.resolver.clone()
+    } else {
+        resolver_for(&new).await?
+    };
+    let restart_only = [
+        (
+            "server.listen",
+            new.server.listen != old.config.server.listen,
+        ),
+        (
+            "metrics.listen",
+            new.metrics.listen != old.config.metrics.listen,
+        ),
+        ("log.format", new.log.format != old.config.log.format),
+    ];
+    for (key, changed) in restart_only {
+        if changed {
+            warn!("{key} changed: it takes effect only when danegate restarts");
+        }
+    }
+    handle.replace(Arc::new(Context::new(new, resolver)));
+    Ok(())
+}
+
+fn config_check(config: &Config) -> ExitCode {
+    match toml::to_string_pretty(config) {
+        Ok(text) => {
+            println!("# effective configuration (every default filled in)\n{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("cannot print the configuration: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve(domain: &str, config: Config, json: bool) -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -205,4 +283,20 @@ fn resolve(domain: &str, config: Option<PathBuf>, json: bool) -> ExitCode {
             ExitCode::from(1)
         }
     })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot watch SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

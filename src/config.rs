@@ -14,12 +14,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::policy::{Level, Mode};
 
 /// The whole configuration, with every default filled in.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: Server,
@@ -27,9 +27,35 @@ pub struct Config {
     pub policy: Policy,
     pub routes: BTreeMap<DomainKey, Route>,
     pub timeouts: Timeouts,
+    pub metrics: Metrics,
+    pub log: Log,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// `[metrics]`: where Prometheus scrapes (off when `listen` is unset).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[log]`: the log line format.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object per line, fields as in the text format.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     pub listen: Vec<SocketAddr>,
@@ -102,7 +128,7 @@ impl<'de> Deserialize<'de> for Hostname {
 }
 
 /// Resolver modes (see `dns` module).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DnsMode {
     /// Validate DNSSEC ourselves.
@@ -111,12 +137,13 @@ pub enum DnsMode {
     TrustAd,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dns {
     pub mode: DnsMode,
     /// Empty means: read /etc/resolv.conf.
     pub nameservers: Vec<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_anchor_file: Option<PathBuf>,
     /// Seconds one DNS lookup may take before it counts as failed.
     pub timeout: u64,
@@ -125,7 +152,7 @@ pub struct Dns {
 }
 
 /// Which address families to look up and connect over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Families {
     Both,
@@ -145,7 +172,7 @@ impl Default for Dns {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub default: Level,
@@ -177,7 +204,7 @@ impl Policy {
 /// Timeouts in seconds. Outbound values are those of RFC 5321 §4.5.3.2
 /// (and Postfix's `smtp_*_timeout`); `connect` is Postfix's
 /// `smtp_connect_timeout`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     pub inbound_idle: u64,
@@ -447,6 +474,7 @@ mod tests {
             "trust_anchor_file",
             "timeout",
             "families",
+            "format",
             "default",
             "inbound_idle",
             "connect",
@@ -479,6 +507,20 @@ mod tests {
         ] {
             assert!(DOCUMENTED.contains(section), "{section} is not documented");
         }
+    }
+
+    #[test]
+    fn effective_configuration_parses_back() {
+        // `danegate config check` prints this; it must be a valid config
+        // that means the same.
+        let mut c = Config::parse(
+            "[routes]\n\"a.example\" = \"[10.1.2.3]:2525\"\n\"b.example\" = \"mx.example\"\n[policy.domains]\n\"c.example\" = \"dane-only\"\n[metrics]\nlisten = \"127.0.0.1:9425\"\n",
+            "t",
+        )
+        .unwrap();
+        c.dns.trust_anchor_file = Some("/etc/danegate/anchors".into());
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::parse(&text, "printed").unwrap(), c, "{text}");
     }
 
     #[test]
@@ -605,3 +647,18 @@ mode = "test"
         }
     }
 }
+
+/// Hostname, DomainKey and Route serialise as the strings they were
+/// written as, so `config check` prints valid configuration.
+macro_rules! serialize_as_string {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+serialize_as_string!(Hostname);
+serialize_as_string!(DomainKey);
+serialize_as_string!(Route);

@@ -8,10 +8,10 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Policy levels, named as in Postfix's `smtp_tls_security_level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Level {
     /// DANE where secure TLSA records exist, opportunistic TLS elsewhere.
@@ -43,7 +43,7 @@ impl fmt::Display for Level {
 }
 
 /// Whether policy failures defer mail or are only logged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Enforce,

@@ -9,7 +9,7 @@
 //! meant to, so dropping is safe.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +26,42 @@ use crate::reply_map::Answer;
 
 /// A bound, not yet running server.
 pub struct Server {
-    ctx: Arc<Context>,
+    ctx: Arc<watch::Sender<Arc<Context>>>,
     listeners: Vec<TcpListener>,
+    limit: Arc<Semaphore>,
+    max: Arc<AtomicUsize>,
+}
+
+/// Replaces the configuration of a running server (SIGHUP): new sessions
+/// get the new context, sessions in flight keep the one they started with.
+#[derive(Clone)]
+pub struct Handle {
+    ctx: Arc<watch::Sender<Arc<Context>>>,
+    limit: Arc<Semaphore>,
+    max: Arc<AtomicUsize>,
+}
+
+impl Handle {
+    /// The context new sessions get.
+    pub fn current(&self) -> Arc<Context> {
+        self.ctx.borrow().clone()
+    }
+
+    pub fn replace(&self, ctx: Arc<Context>) {
+        let new = ctx.config.server.max_connections;
+        let old = self.max.swap(new, Ordering::SeqCst);
+        if new > old {
+            self.limit.add_permits(new - old);
+        } else if old > new {
+            // Only idle permits can be forgotten: with more sessions in
+            // flight than the new limit, the limit comes down only as far
+            // as the idle capacity allows. `max` records the real total,
+            // which the shutdown wait counts on.
+            let forgotten = self.limit.forget_permits(old - new);
+            self.max.store(old - forgotten, Ordering::SeqCst);
+        }
+        self.ctx.send_replace(ctx);
+    }
 }
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -47,7 +81,22 @@ impl Server {
             })?;
             listeners.push(l);
         }
-        Ok(Server { ctx, listeners })
+        let max = ctx.config.server.max_connections;
+        let (tx, _) = watch::channel(ctx);
+        Ok(Server {
+            ctx: Arc::new(tx),
+            listeners,
+            limit: Arc::new(Semaphore::new(max)),
+            max: Arc::new(AtomicUsize::new(max)),
+        })
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            ctx: self.ctx.clone(),
+            limit: self.limit.clone(),
+            max: self.max.clone(),
+        }
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -61,7 +110,7 @@ impl Server {
     /// Serves until `stop` resolves, then shuts down gracefully.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let (tx, rx) = watch::channel(false);
-        let limit = Arc::new(Semaphore::new(self.ctx.config.server.max_connections));
+        let limit = self.limit.clone();
         let mut acceptors = JoinSet::new();
         for listener in self.listeners {
             if let Ok(addr) = listener.local_addr() {
@@ -69,7 +118,7 @@ impl Server {
             }
             acceptors.spawn(accept_loop(
                 listener,
-                self.ctx.clone(),
+                self.ctx.subscribe(),
                 limit.clone(),
                 rx.clone(),
             ));
@@ -77,8 +126,8 @@ impl Server {
         stop.await;
         info!("shutting down: finishing transactions in flight");
         let _ = tx.send(true);
-        let grace = Duration::from_secs(self.ctx.timeouts.shutdown_grace);
-        let max = self.ctx.config.server.max_connections as u32;
+        let grace = Duration::from_secs(self.ctx.borrow().timeouts.shutdown_grace);
+        let max = self.max.load(Ordering::SeqCst) as u32;
         let all_done = async {
             // Every permit back means every session ended.
             let _ = limit.acquire_many(max).await;
@@ -93,7 +142,7 @@ impl Server {
 
 async fn accept_loop(
     listener: TcpListener,
-    ctx: Arc<Context>,
+    contexts: watch::Receiver<Arc<Context>>,
     limit: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -124,6 +173,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        let ctx = contexts.borrow().clone();
         if !ctx.config.server.allows(peer.ip()) {
             info!(client = %peer, "client not in allow_clients: refused");
             metrics::global().connection("not_allowed");
@@ -142,7 +192,6 @@ async fn accept_loop(
             sessions.spawn(refuse(stream, Answer::TooBusy.reply().to_wire()));
             continue;
         };
-        let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         metrics::global().connection("accepted");
         sessions.spawn(async move {

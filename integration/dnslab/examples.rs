@@ -18,9 +18,19 @@ fn print_resolve_examples() {
         "examples",
         &gate::config(&lab, gate::next_listen(), dns, "enforce", ""),
     );
-    for domain in ["secure.test", "cname.test", "insecure-addr.test", "unusable.test", "bogus.test", "nullmx.test"] {
+    for domain in [
+        "secure.test",
+        "cname.test",
+        "insecure-addr.test",
+        "unusable.test",
+        "bogus.test",
+        "nullmx.test",
+    ] {
         let got = gate::resolve(&config, domain, &[]);
         assert!(got.status.is_some(), "{domain}: {}", got.log);
-        println!("$ danegate resolve {domain}\n{}", got.json.as_str().unwrap_or_default());
+        println!(
+            "$ danegate resolve {domain}\n{}",
+            got.json.as_str().unwrap_or_default()
+        );
     }
 }

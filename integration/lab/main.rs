@@ -6,24 +6,25 @@
 //! ```text
 //!   test client ──SMTP──▶ legacy MTA ──plain SMTP──▶ danegate ──STARTTLS──▶ receiver
 //!                      (Postfix 127.0.N.21:25     (127.0.0.1:101NN)      (Postfix 127.0.N.31:25,
-//!                       or Exim, no daemon)                               maildirs)
+//!                       or Exim, Sendmail,                                maildirs)
+//!                       no daemon)
 //! ```
 //!
 //! `N` is the test's number (see `Addrs`). danegate's `[routes]` send every
 //! test domain to the receiver, so no DNS is involved.
 //!
-//! The tests need root, Postfix, swaks and an unpacked Exim; they are all
-//! `#[ignore]`d so a plain `cargo test` skips them. `integration/test-all`
-//! installs what they need and runs them with
+//! The tests need root, Postfix, swaks and an unpacked Exim and Sendmail;
+//! they are all `#[ignore]`d so a plain `cargo test` skips them.
+//! `integration/test-all` installs what they need and runs them with
 //! `cargo test --test lab -- --ignored --test-threads=1`. A missing tool
 //! fails a test, never skips it. See integration/README.md.
 //!
 //! Modules: `util` (scratch dir, bounded waits, commands), `client` (an SMTP
 //! client for exact bytes and exact replies), `message` (test messages and
-//! checks of delivered files), `postfix`, `exim`, `danegate` (the
-//! components), `fake` (a destination that hangs up after DATA); the tests
-//! are in `infra` (the lab without danegate), `relay_postfix`,
-//! `relay_exim` and `listener`.
+//! checks of delivered files), `postfix`, `exim`, `sendmail`, `danegate`
+//! (the components), `fake` (a destination that hangs up after DATA); the
+//! tests are in `infra` (the lab without danegate), `relay_postfix`,
+//! `relay_exim`, `relay_sendmail` and `listener`.
 
 #![forbid(unsafe_code)]
 
@@ -33,12 +34,14 @@ mod exim;
 mod fake;
 mod message;
 mod postfix;
+mod sendmail;
 mod util;
 
 mod infra;
 mod listener;
 mod relay_exim;
 mod relay_postfix;
+mod relay_sendmail;
 
 use std::net::{Ipv4Addr, SocketAddr};
 

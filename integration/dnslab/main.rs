@@ -21,9 +21,11 @@
 //! danegate itself against the lab: `gate` (runs the binary: configs per
 //! resolver mode, `resolve --json`, `run`), `strip` (a resolver that strips
 //! DNSSEC), and the tests `resolve` (every case, every resolver mode),
-//! `startup` (the start-up probe: enforce refuses, test warns) and `relay`
-//! (legacy Postfix → danegate → a bogus domain: 451 4.4.3, kept queued;
-//! Postfix from the `lab` target's modules).
+//! `startup` (the start-up probe: enforce refuses, test warns), `relay`
+//! (legacy Postfix → danegate → a bogus domain: 451 4.4.3, kept queued)
+//! and `dane` (legacy Postfix → danegate → a Postfix receiver on
+//! mx1.secure.test: Verified, TLSA mismatch 4.7.5, no STARTTLS 4.7.4, test
+//! mode delivering; Postfix from the `lab` target's modules).
 
 #![forbid(unsafe_code)]
 
@@ -33,14 +35,16 @@ mod lab;
 mod zones;
 
 // danegate against the lab.
+mod dane;
+mod examples;
 mod gate;
 mod relay;
 mod resolve;
 mod startup;
 mod strip;
-mod examples;
 
-// The `lab` target's Postfix instances, for the end-to-end test in `relay`.
+// The `lab` target's Postfix instances, for the end-to-end tests in `relay`
+// and `dane`.
 #[path = "../lab/client.rs"]
 #[allow(dead_code)]
 mod client;

@@ -218,12 +218,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 // the address without TLS.
                 Err(OutboundError::StartTlsRefused { .. })
                     if hello.tls == TlsMode::Opportunistic => {}
+                Err(e @ OutboundError::StartTlsRefused { .. }) => {
+                    // Still a clean plaintext conversation: end it politely.
+                    client.quit().await;
+                    return Err(e);
+                }
                 Err(e) => return Err(e),
             }
         } else if hello.tls == TlsMode::Required {
-            return Err(OutboundError::StartTlsMissing {
-                peer: client.peer.clone(),
-            });
+            let peer = client.peer.clone();
+            client.quit().await;
+            return Err(OutboundError::StartTlsMissing { peer });
         }
         Ok(client)
     }
@@ -470,8 +475,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 }
 
 fn tls_cause(e: &io::Error) -> String {
+    use rustls::{CertificateError, Error as TlsError};
     match e.get_ref() {
-        Some(inner) => inner.to_string(),
+        Some(inner) => match inner.downcast_ref::<TlsError>() {
+            // The handshake signature does not verify with the presented
+            // certificate's key: the server does not hold that key.
+            Some(TlsError::InvalidCertificate(CertificateError::BadSignature)) => {
+                "the server's handshake signature does not verify with its certificate's key (it does not hold that key)".into()
+            }
+            _ => inner.to_string(),
+        },
         None => e.to_string(),
     }
 }

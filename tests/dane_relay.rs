@@ -408,7 +408,7 @@ async fn destination_without_starttls_defers_4_7_4_and_gets_no_plaintext_mail() 
     refused(&context(&dest, &r, &[]), &want).await;
 
     let conns = dest.wait_closed(1).await;
-    assert_eq!(conns[0].commands(), ["EHLO relay.example.net"]);
+    assert_eq!(conns[0].commands(), ["EHLO relay.example.net", "QUIT"]);
     assert_no_mail(&conns[0]);
     assert_warning(&logs, &format!("delivery attempt failed: {cause}"));
     assert_no_connection_line(&logs);
@@ -433,7 +433,7 @@ async fn refused_starttls_defers_4_7_4_and_the_destination_gets_no_plaintext_mai
     refused(&context(&dest, &r, &[]), &want).await;
 
     let conns = dest.wait_closed(1).await;
-    assert_eq!(conns[0].commands(), ["EHLO relay.example.net", "STARTTLS"]);
+    assert_eq!(conns[0].commands(), ["EHLO relay.example.net", "STARTTLS", "QUIT"]);
     assert_no_mail(&conns[0]);
     assert_warning(&logs, &format!("delivery attempt failed: {cause}"));
     assert_deferred_summary(&logs, &want);
@@ -476,7 +476,7 @@ async fn replayed_certificate_without_its_key_defers_4_7_5() {
     .await;
     let r = Arc::new(resolver(&dest, Some(vec![tlsa_for(&cert, 3, 1, 1)])));
     let want = format!(
-        "451 4.7.5 TLS handshake with {} failed: invalid peer certificate: BadSignature",
+        "451 4.7.5 TLS handshake with {} failed: the server's handshake signature does not verify with its certificate's key (it does not hold that key)",
         dest.peer_as(MX)
     );
     refused(&context(&dest, &r, &[]), &want).await;
@@ -528,7 +528,7 @@ async fn only_unusable_tlsa_without_starttls_defers_4_7_4() {
     );
     refused(&context(&dest, &r, &[]), &want).await;
     let conns = dest.wait_closed(1).await;
-    assert_eq!(conns[0].commands(), ["EHLO relay.example.net"]);
+    assert_eq!(conns[0].commands(), ["EHLO relay.example.net", "QUIT"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -634,7 +634,7 @@ async fn test_mode_delivers_in_plaintext_when_starttls_is_missing_and_says_so() 
     delivered(&context(&dest, &r, &["mode = \"test\""])).await;
 
     let conns = dest.wait_closed(2).await;
-    assert_eq!(conns[0].commands(), ["EHLO relay.example.net"]);
+    assert_eq!(conns[0].commands(), ["EHLO relay.example.net", "QUIT"]);
     assert_carried(&conns[1], false);
     let peer = dest.peer_as(MX);
     assert_warning(

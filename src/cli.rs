@@ -1,5 +1,5 @@
-//! The command line: `danegate run`, `resolve`, `config check` (and the
-//! operator commands of `ops`). Each command loads the configuration
+//! The command line: `danegate run`, `resolve`, `config check`, and the
+//! operator commands of `ops` (`check`, `tlsa`). Each command loads the configuration
 //! first, so that `[log] format` applies from the first line.
 
 use std::path::{Path, PathBuf};
@@ -50,6 +50,17 @@ enum Cmd {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Check DOMAIN end to end as a DANE sender sees it: DNS, every MX
+    /// host and address, STARTTLS, certificates and TLSA matches. Exit 0
+    /// only when every address of every MX host verifies.
+    Check(crate::ops::check::CheckArgs),
+    /// TLSA records: generate them from a certificate or key, verify a
+    /// chain against them, check that every authoritative server serves
+    /// them.
+    Tlsa {
+        #[command(subcommand)]
+        cmd: crate::ops::tlsa::TlsaCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +92,8 @@ pub fn main() -> ExitCode {
             Ok(c) => config_check(&c),
             Err(code) => code,
         },
+        Cmd::Check(args) => crate::ops::check::run(args),
+        Cmd::Tlsa { cmd } => crate::ops::tlsa::run(cmd),
     }
 }
 

@@ -24,7 +24,10 @@
 //! - [`policy`]: the pure policy decision (dane-rules §4).
 //! - [`reply_map`]: every reply we send, and how failures become replies.
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
-//!   binary's surface.
+//!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
+//! - [`ops`]: operator commands (`check`, `tlsa generate | verify |
+//!   published`); [`report`]: `resolve`'s output; [`dane`]: which TLSA
+//!   records are usable.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -35,6 +38,7 @@ pub mod inbound;
 pub mod logging;
 pub mod metrics;
 pub mod nexthop;
+pub mod ops;
 pub mod outbound;
 pub mod policy;
 pub mod relay;

@@ -35,9 +35,13 @@ mod lab;
 mod zones;
 
 // danegate against the lab.
+// `check`: `danegate check` against receivers the tests start on the MX
+// addresses (good, mismatching, no STARTTLS, dual-key, insecure, expiring).
+mod check;
 mod dane;
 mod examples;
 mod gate;
+mod published;
 mod relay;
 mod resolve;
 mod startup;

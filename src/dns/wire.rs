@@ -1,6 +1,7 @@
 //! DNS messages over UDP (and TCP when truncated), written with
-//! hickory-proto's message types: the `trust-ad` backend, and the raw
-//! queries used to fetch trust anchor keys.
+//! hickory-proto's message types: the `trust-ad` backend, the raw
+//! queries used to fetch trust anchor keys, and the non-recursive
+//! questions `danegate tlsa published` asks authoritative servers.
 //!
 //! In `trust-ad` mode a local validating resolver does the DNSSEC work and
 //! we trust its AD flag: every query sets DO (so the resolver validates)
@@ -257,4 +258,163 @@ impl Backend for AdBackend {
     ) -> BoxFuture<'a, Result<RawAnswer, FailureKind>> {
         Box::pin(self.lookup(name, rtype))
     }
+}
+
+/// A question to an authoritative server: no recursion wanted (RD clear),
+/// DNSSEC records wanted (DO set), and neither AD nor CD, which mean
+/// nothing to a server that does not validate.
+pub(crate) fn authoritative_query(name: &Name, rtype: RecordType) -> Message {
+    let mut m = Message::query();
+    m.metadata.recursion_desired = false;
+    m.add_query(Query::query(name.clone(), rtype));
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    m
+}
+
+/// One TLSA record as an authoritative server served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedTlsa {
+    pub record: super::Tlsa,
+    pub ttl: u32,
+}
+
+/// What one authoritative server answered to a TLSA question, in the
+/// project's terms (`danegate tlsa published`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthoritativeTlsa {
+    /// The response code as DNS names it: `NOERROR`, `NXDOMAIN`,
+    /// `REFUSED`...
+    pub rcode: String,
+    /// The AA flag: the server answered from a zone it serves.
+    pub authoritative: bool,
+    /// The TLSA records owned by the name asked for.
+    pub records: Vec<ServedTlsa>,
+    /// Signature expiration times (seconds since 1970, as the RRSIG
+    /// carries them) of the RRSIGs over that TLSA set.
+    pub rrsig_expirations: Vec<u32>,
+    /// The target of a CNAME at the name asked for, if there is one.
+    pub cname: Option<String>,
+}
+
+/// Asks `server` directly, without recursion, for the TLSA records of
+/// `name` and their signatures. A timeout or network error is a failure;
+/// every response code is an answer for the caller to judge.
+pub(crate) async fn ask_authoritative_tlsa(
+    server: SocketAddr,
+    name: &str,
+    limit: Duration,
+) -> Result<AuthoritativeTlsa, FailureKind> {
+    use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
+    let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
+        .map_err(|e| FailureKind::Other(format!("bad name {name:?}: {e}")))?;
+    let response = exchange(
+        server,
+        &authoritative_query(&qname, RecordType::TLSA),
+        limit,
+    )
+    .await?;
+    let at_name = |r: &&Record| r.name == qname;
+    let records = response
+        .answers
+        .iter()
+        .filter(at_name)
+        .filter_map(|r| match &r.data {
+            RData::TLSA(t) => Some(ServedTlsa {
+                record: super::Tlsa {
+                    usage: u8::from(t.cert_usage),
+                    selector: u8::from(t.selector),
+                    mtype: u8::from(t.matching),
+                    data: t.cert_data.clone(),
+                },
+                ttl: r.ttl,
+            }),
+            _ => None,
+        })
+        .collect();
+    let rrsig_expirations = response
+        .answers
+        .iter()
+        .filter(at_name)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(sig))
+                if sig.input().type_covered == RecordType::TLSA =>
+            {
+                Some(sig.input().sig_expiration.get())
+            }
+            _ => None,
+        })
+        .collect();
+    let cname = response
+        .answers
+        .iter()
+        .filter(at_name)
+        .find_map(|r| match &r.data {
+            RData::CNAME(target) => Some(
+                target
+                    .0
+                    .to_ascii()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+            ),
+            _ => None,
+        });
+    Ok(AuthoritativeTlsa {
+        rcode: rcode_name(response.metadata.response_code),
+        authoritative: response.metadata.authoritative,
+        records,
+        rrsig_expirations,
+        cname,
+    })
+}
+
+/// A response code's mnemonic, as dig and the RFCs write it.
+fn rcode_name(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::NoError => "NOERROR".to_owned(),
+        ResponseCode::FormErr => "FORMERR".to_owned(),
+        ResponseCode::ServFail => "SERVFAIL".to_owned(),
+        ResponseCode::NXDomain => "NXDOMAIN".to_owned(),
+        ResponseCode::NotImp => "NOTIMP".to_owned(),
+        ResponseCode::Refused => "REFUSED".to_owned(),
+        ResponseCode::NotAuth => "NOTAUTH".to_owned(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
+}
+
+/// The name server host names at `name` (lowercase, no trailing dot),
+/// through `resolver`: records only at a zone apex (or a delegation).
+pub(crate) async fn ns_names(
+    resolver: &super::cache::CachingResolver,
+    name: &str,
+) -> super::LookupResult<String> {
+    let a = resolver.raw(name, RecordType::NS).await?;
+    let security = a.security;
+    Ok(match a.kind {
+        RawKind::NxDomain => super::Lookup::NxDomain { security },
+        RawKind::NoData => super::Lookup::NoData { security },
+        RawKind::Records => {
+            let records: Vec<String> = a
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    RData::NS(ns) => {
+                        Some(ns.0.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if records.is_empty() {
+                super::Lookup::NoData { security }
+            } else {
+                super::Lookup::Records {
+                    records,
+                    security,
+                    canonical: a.alias,
+                }
+            }
+        }
+    })
 }

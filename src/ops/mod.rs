@@ -1,0 +1,4 @@
+//! Operator commands.
+
+pub mod check;
+pub mod tlsa;

@@ -188,7 +188,9 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
+            // Waits until the tasks (and their listeners) are gone, so the
+            // next receiver can bind the same address at once.
+            rt.shutdown_timeout(Duration::from_secs(5));
         }
     }
 }

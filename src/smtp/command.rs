@@ -1028,6 +1028,13 @@ mod tests {
         check(&[
             (b"RCPT TO:<a@b.example>", rcpt_to("a", "b.example")),
             (b"rcpt to: <a@b.example>", rcpt_to("a", "b.example")),
+            // Found by the command fuzz target: angle brackets inside a
+            // quoted local part are qtextSMTP (RFC 5321 §4.1.2), kept as
+            // written and forwarded quoted.
+            (
+                b"RCPT TO:<\"RCPT TO:<O\"@Z>",
+                rcpt_to("\"RCPT TO:<O\"", "Z"),
+            ),
             (
                 b"RCPT TO:<Postmaster>",
                 rcpt(ForwardPath::Postmaster, RcptParams::default()),

@@ -369,10 +369,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.send(bytes, Stage::DataBlock).await
     }
 
-    /// Writes the end of data and waits for the final reply.
+    /// Writes the end of data and waits for the final reply. A server
+    /// that has already said something (a reply before the end of data, a
+    /// protocol violation) is refused rather than believed: its early
+    /// reply must never stand for the reply to the final dot.
     pub async fn end_data(&mut self, tail: &[u8]) -> Result<Reply, OutboundError> {
+        if self.unsolicited().await {
+            return Err(OutboundError::Protocol {
+                peer: self.peer.clone(),
+                stage: Stage::DataBlock,
+                cause: ReplyError::Malformed {
+                    reason: "the server replied before the end of data",
+                },
+            });
+        }
         self.send(tail, Stage::DataBlock).await?;
         self.read_reply(Stage::DataDone).await
+    }
+
+    /// Whether the server sent bytes nobody asked for yet: anything in the
+    /// read buffer, or readable right now (one poll, no waiting).
+    async fn unsolicited(&mut self) -> bool {
+        if !self.rbuf.is_empty() {
+            return true;
+        }
+        self.rbuf.reserve(READ_CHUNK);
+        // A zero timeout polls the read once: Ready means the server
+        // spoke; a closed connection is left to the write that follows.
+        matches!(
+            timeout(std::time::Duration::ZERO, self.io.read_buf(&mut self.rbuf)).await,
+            Ok(Ok(n)) if n > 0
+        )
     }
 
     /// Writes a BDAT command line; the chunk follows with

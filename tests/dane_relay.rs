@@ -433,7 +433,10 @@ async fn refused_starttls_defers_4_7_4_and_the_destination_gets_no_plaintext_mai
     refused(&context(&dest, &r, &[]), &want).await;
 
     let conns = dest.wait_closed(1).await;
-    assert_eq!(conns[0].commands(), ["EHLO relay.example.net", "STARTTLS", "QUIT"]);
+    assert_eq!(
+        conns[0].commands(),
+        ["EHLO relay.example.net", "STARTTLS", "QUIT"]
+    );
     assert_no_mail(&conns[0]);
     assert_warning(&logs, &format!("delivery attempt failed: {cause}"));
     assert_deferred_summary(&logs, &want);

@@ -231,6 +231,40 @@ async fn assert_idle_close(c: &mut SmtpClient<TcpStream>, since: Instant, state:
     c.expect_closed().await;
 }
 
+/// A client that trickles a command line one octet at a time, each well
+/// within inbound_idle, is still cut off once the whole line has taken
+/// longer than inbound_idle (a per-record deadline, as Postfix's
+/// smtpd_per_record_deadline): otherwise it could hold its slot for days.
+#[tokio::test]
+async fn trickling_a_command_line_is_cut_off_at_inbound_idle() {
+    let dest = FakeDest::start(DestScript::default()).await;
+    let srv = serve_to(
+        &dest,
+        ConfigBuilder::new()
+            .server("max_connections", "1")
+            .timeout("inbound_idle", 1),
+    )
+    .await;
+    let mut c = connect_admitted(srv.addr).await;
+    let since = Instant::now();
+    // Four octets 200 ms apart: each read well within inbound_idle.
+    for b in "MAIL".bytes() {
+        c.send([b]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = c.reply().await;
+    let took = since.elapsed();
+    assert_eq!(r, IDLE);
+    // A timeout per read would answer 1 s after the last octet (about
+    // 1.8 s); the per-line deadline answers about 1 s after the greeting.
+    assert!(
+        took < Duration::from_millis(1500),
+        "cut off after {took:?}: the line deadline did not hold"
+    );
+    c.expect_closed().await;
+    well_behaved(srv.addr, "after the trickling client").await;
+}
+
 #[tokio::test]
 async fn slowloris_in_every_state_gets_421_at_inbound_idle_and_frees_the_slot() {
     let dest = FakeDest::start(DestScript::default()).await;

@@ -86,8 +86,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// The next command line. Queued replies are flushed before waiting
-    /// for input.
+    /// for input. The whole line must arrive within `idle` (Postfix's
+    /// per-record deadline): a client trickling one byte at a time cannot
+    /// hold its slot longer than that.
     pub async fn next_line(&mut self, idle: Duration) -> Result<Framed, InputError> {
+        let deadline = tokio::time::Instant::now() + idle;
         loop {
             if self.discarding {
                 match self.rbuf.iter().position(|&b| b == b'\n') {
@@ -113,7 +116,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                 }
             }
-            self.fill(idle).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(InputError::Timeout);
+            }
+            self.fill(left).await?;
         }
     }
 

@@ -1,0 +1,224 @@
+//! The benchmark's fixtures (run by `bench/run`, not by hand): the DNS lab
+//! of `integration/dnslab/` (knotd-signed zones, the validating unbound on
+//! 127.0.53.53:53) and a TLS receiver for `secure.test` on 127.0.25.1:25
+//! that presents `mx1.secure.test`'s certificate (the one its `3 1 1` TLSA
+//! record names), offers STARTTLS, accepts every message with 250 and
+//! counts them.
+//!
+//! It writes `KEY=value` lines (lab dir, anchors, certificate) to the file
+//! named by its first argument, prints `READY`, and runs until its standard
+//! input closes. The counters are served on the control address (second
+//! argument, default 127.0.26.3:8025): each connection gets one line
+//! `messages=N tls_messages=N bytes=N connections=N tls_handshakes=N`.
+
+#![forbid(unsafe_code)]
+#![allow(dead_code)]
+
+#[path = "../integration/dnslab/cases.rs"]
+mod cases;
+#[path = "../integration/dnslab/dig.rs"]
+mod dig;
+#[path = "../integration/dnslab/lab.rs"]
+#[allow(unused_imports)]
+mod lab;
+#[path = "../integration/dnslab/zones.rs"]
+mod zones;
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Default)]
+struct Counters {
+    messages: AtomicU64,
+    tls_messages: AtomicU64,
+    bytes: AtomicU64,
+    connections: AtomicU64,
+    tls_handshakes: AtomicU64,
+}
+
+const SINK: &str = "127.0.25.1:25";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let env_file = args
+        .get(1)
+        .expect("usage: benchlab ENV_FILE [CONTROL_ADDR]")
+        .clone();
+    let control: SocketAddr = args
+        .get(2)
+        .map(|s| s.as_str())
+        .unwrap_or("127.0.26.3:8025")
+        .parse()
+        .expect("control address");
+
+    let lab = lab::DnsLab::start();
+    let cert = lab.cert("mx1.secure.test");
+    let env = format!(
+        "LAB_DIR={}\nANCHOR_DS={}\nANCHOR_DNSKEY={}\nMX1_CHAIN={}\nMX1_KEY={}\nMX1_SPKI={}\n",
+        lab.dir().display(),
+        lab.anchor_ds_file().display(),
+        lab.anchor_dnskey_file().display(),
+        cert.chain_pem.display(),
+        cert.key_pem.display(),
+        cert.spki_sha256,
+    );
+    std::fs::write(&env_file, env).expect("write env file");
+
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.chain_pem)
+        .expect("read chain")
+        .collect::<Result<_, _>>()
+        .expect("parse chain");
+    let key = PrivateKeyDer::from_pem_file(&cert.key_pem).expect("read key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let counters = Arc::new(Counters::default());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let sink = TcpListener::bind(SINK)
+            .await
+            .expect("bind sink 127.0.25.1:25");
+        let ctl = TcpListener::bind(control).await.expect("bind control");
+        let c = counters.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = ctl.accept().await {
+                let line = format!(
+                    "messages={} tls_messages={} bytes={} connections={} tls_handshakes={}\n",
+                    c.messages.load(Relaxed),
+                    c.tls_messages.load(Relaxed),
+                    c.bytes.load(Relaxed),
+                    c.connections.load(Relaxed),
+                    c.tls_handshakes.load(Relaxed)
+                );
+                let _ = s.write_all(line.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let c = counters.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = sink.accept().await else {
+                    continue;
+                };
+                let _ = s.set_nodelay(true);
+                c.connections.fetch_add(1, Relaxed);
+                tokio::spawn(session(s, acceptor.clone(), c.clone()));
+            }
+        });
+        println!("READY");
+        // Hold until standard input closes.
+        tokio::task::spawn_blocking(|| {
+            let mut buf = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        })
+        .await
+        .ok();
+    });
+    drop(lab);
+}
+
+enum Next {
+    Quit,
+    StartTls,
+}
+
+async fn session(s: TcpStream, acceptor: TlsAcceptor, c: Arc<Counters>) {
+    let mut r = BufReader::with_capacity(64 * 1024, s);
+    if r.get_mut()
+        .write_all(b"220 mx1.secure.test ESMTP bench sink\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    match dialog(&mut r, false, &c).await {
+        Some(Next::StartTls) => {}
+        _ => return,
+    }
+    let Ok(tls) = acceptor.accept(r.into_inner()).await else {
+        return;
+    };
+    c.tls_handshakes.fetch_add(1, Relaxed);
+    let mut r = BufReader::with_capacity(64 * 1024, tls);
+    let _ = dialog(&mut r, true, &c).await;
+}
+
+async fn dialog<S>(r: &mut BufReader<S>, tls: bool, c: &Counters) -> Option<Next>
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+    BufReader<S>: AsyncBufRead,
+{
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line).await.ok()? == 0 {
+            return None;
+        }
+        let verb: String = line
+            .iter()
+            .take(4)
+            .map(|b| b.to_ascii_uppercase() as char)
+            .collect();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" if tls => b"250-mx1.secure.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 104857600\r\n",
+            "EHLO" => b"250-mx1.secure.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 104857600\r\n250 STARTTLS\r\n",
+            "HELO" => b"250 mx1.secure.test\r\n",
+            "STAR" if !tls => {
+                r.get_mut().write_all(b"220 2.0.0 go ahead\r\n").await.ok()?;
+                r.get_mut().flush().await.ok()?;
+                return Some(Next::StartTls);
+            }
+            "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.0.0 ok\r\n",
+            "QUIT" => {
+                let _ = r.get_mut().write_all(b"221 2.0.0 bye\r\n").await;
+                let _ = r.get_mut().flush().await;
+                let _ = r.get_mut().shutdown().await;
+                return Some(Next::Quit);
+            }
+            "DATA" => {
+                r.get_mut().write_all(b"354 go on\r\n").await.ok()?;
+                r.get_mut().flush().await.ok()?;
+                let mut bytes = 0u64;
+                loop {
+                    line.clear();
+                    if r.read_until(b'\n', &mut line).await.ok()? == 0 {
+                        return None;
+                    }
+                    if line == b".\r\n" || line == b".\n" {
+                        break;
+                    }
+                    bytes += line.len() as u64;
+                }
+                c.messages.fetch_add(1, Relaxed);
+                if tls {
+                    c.tls_messages.fetch_add(1, Relaxed);
+                }
+                c.bytes.fetch_add(bytes, Relaxed);
+                b"250 2.0.0 queued\r\n"
+            }
+            _ => b"502 5.5.2 not implemented\r\n",
+        };
+        r.get_mut().write_all(reply).await.ok()?;
+        if r.buffer().is_empty() {
+            r.get_mut().flush().await.ok()?;
+        }
+    }
+}

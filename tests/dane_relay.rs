@@ -369,6 +369,13 @@ async fn tlsa_mismatch_defers_4_7_5_and_the_destination_gets_no_mail() {
     assert_eq!(w.field("domain"), Some("example.test"));
     assert_no_connection_line(&logs);
     assert_deferred_summary(&logs, &want);
+    // The summary names the host that was tried, not "none".
+    let summary = logs.summary(RCPT);
+    assert_eq!(
+        summary.field("relay"),
+        Some(dest.peer_as(MX).as_str()),
+        "{summary}"
+    );
 }
 
 /// RFC 7671 §9 end to end: a SHA-512 record of the same usage and selector

@@ -463,7 +463,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         for attempt in 0..2 {
             if self.dest.is_none() {
-                self.dest = Some(relay::connect(&self.ctx, &self.id, domain).await?);
+                match relay::connect(&self.ctx, &self.id, domain).await {
+                    Ok(d) => self.dest = Some(d),
+                    Err(f) => {
+                        // The summary line names the host that failed.
+                        if let (Failure::Outbound(e), Some(txn)) = (&f, self.txn.as_mut()) {
+                            txn.relay = Some((e.peer().clone(), "none".to_owned()));
+                        }
+                        return Err(f);
+                    }
+                }
             }
             let dest = self.dest.as_mut().expect("just connected");
             let txn = self.txn.as_mut().expect("in a transaction");

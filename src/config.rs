@@ -220,6 +220,9 @@ pub struct Timeouts {
     pub rset: u64,
     pub quit: u64,
     pub shutdown_grace: u64,
+    /// How long an idle, verified outbound connection is kept for the next
+    /// transaction to the same domain (0: never kept).
+    pub connection_cache: u64,
 }
 
 impl Default for Timeouts {
@@ -238,6 +241,7 @@ impl Default for Timeouts {
             rset: 20,
             quit: 20,
             shutdown_grace: 60,
+            connection_cache: 2,
         }
     }
 }
@@ -489,6 +493,7 @@ mod tests {
             "rset",
             "quit",
             "shutdown_grace",
+            "connection_cache",
         ];
         for key in keys {
             assert!(

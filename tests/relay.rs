@@ -1027,6 +1027,61 @@ async fn negative_reply_to_bdat_last_passes_through() {
     c.cmd("NOOP", "250 2.0.0 Ok").await;
 }
 
+/// The connection cache: a session that ends leaves its idle, verified
+/// connection for the next session's transaction to the same domain, which
+/// skips the TCP and TLS handshakes; the cache says QUIT once the
+/// connection has been idle for `connection_cache` seconds.
+#[tokio::test]
+async fn sessions_share_cached_connections_until_they_expire() {
+    let dest = FakeDest::start(DestScript::default()).await;
+    let ctx = ConfigBuilder::new()
+        .route("example.test", &dest.route())
+        .timeout("connection_cache", 1)
+        .context(&Arc::new(TableResolver::new()));
+    for (n, want) in [
+        (1, "250 2.0.0 Ok: queued as Q1"),
+        (2, "250 2.0.0 Ok: queued as Q2"),
+    ] {
+        let mut s = start_session(&ctx);
+        let c = &mut s.client;
+        c.hello(DEFAULT_MAX_SIZE).await;
+        let m = small_message(&format!("session {n}"));
+        transaction(
+            c,
+            "sender@legacy.test",
+            &format!("rcpt{n}@example.test"),
+            &m,
+            want,
+        )
+        .await;
+        c.cmd("QUIT", BYE).await;
+        bounded("the session to end", s.task).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let conns = dest.wait_closed(1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the cached connection was closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        conns[0].commands(),
+        vec![
+            "EHLO relay.example.net",
+            "STARTTLS",
+            "EHLO relay.example.net",
+            "MAIL FROM:<sender@legacy.test>",
+            "RCPT TO:<rcpt1@example.test>",
+            "DATA",
+            "MAIL FROM:<sender@legacy.test>",
+            "RCPT TO:<rcpt2@example.test>",
+            "DATA",
+            "QUIT",
+        ]
+    );
+    assert!(conns[0].tls);
+}
+
 #[tokio::test]
 async fn two_transactions_to_one_domain_share_the_outbound_connection() {
     let dest = FakeDest::start(DestScript::default()).await;

@@ -220,7 +220,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     async fn finish(mut self) {
         if let Some(dest) = self.dest.take() {
-            dest.client.quit().await;
+            if self.txn.is_none() {
+                // Idle and ready for MAIL FROM: keep it for the next
+                // session's transaction to the same domain.
+                self.ctx.pool.put(dest).await;
+            } else {
+                dest.client.quit().await;
+            }
         }
         let limit = self.idle();
         self.conn.close(limit).await;
@@ -455,10 +461,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let txn = self.txn.as_ref().expect("in a transaction");
             (txn.from.clone(), txn.params.clone())
         };
-        let reuse = self.dest.as_ref().is_some_and(|d| d.domain == domain);
+        let mut reuse = self.dest.as_ref().is_some_and(|d| d.domain == domain);
         if !reuse {
             if let Some(old) = self.dest.take() {
-                old.client.quit().await;
+                // Idle between transactions: another session may use it.
+                self.ctx.pool.put(old).await;
+            }
+            if let Some(cached) = self.ctx.pool.take(domain) {
+                self.dest = Some(cached);
+                reuse = true;
             }
         }
         for attempt in 0..2 {
@@ -491,6 +502,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.txn.as_mut().expect("in a transaction").mail_sent = true;
                     return Ok(());
                 }
+                // A reused connection the server is closing: connect anew.
+                Ok(reply) if reply.code == 421 && reuse && attempt == 0 => self.dest = None,
                 Ok(reply) => return Err(Failure::remote(dest.client.peer(), Stage::Mail, reply)),
                 // A reused connection may have been closed by the server
                 // while idle: connect once more.

@@ -267,6 +267,9 @@ impl ConfigBuilder {
             ("rset", "5"),
             ("quit", "2"),
             ("shutdown_grace", "5"),
+            // Tests count destination connections per inbound session;
+            // the tests of the connection cache turn it on.
+            ("connection_cache", "0"),
         ];
         ConfigBuilder {
             server: server.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),

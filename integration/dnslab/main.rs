@@ -25,7 +25,9 @@
 //! (legacy Postfix → danegate → a bogus domain: 451 4.4.3, kept queued)
 //! and `dane` (legacy Postfix → danegate → a Postfix receiver on
 //! mx1.secure.test: Verified, TLSA mismatch 4.7.5, no STARTTLS 4.7.4, test
-//! mode delivering; Postfix from the `lab` target's modules).
+//! mode delivering; Postfix from the `lab` target's modules), and
+//! `faultrun` (1,000 messages through a legacy Postfix and danegate while
+//! the receiver, the resolver and the TLSA records fail at random).
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +42,11 @@ mod zones;
 mod check;
 mod dane;
 mod examples;
+// `faultrun`: 1,000 messages through a legacy Postfix and danegate while a
+// receiver (`faultmx`), the resolver (`faultdns`) and the TLSA records fail.
+mod faultdns;
+mod faultmx;
+mod faultrun;
 mod gate;
 mod published;
 mod relay;

@@ -279,6 +279,19 @@ _25 TLSA 3 1 1 {spki:mx.tlsa-insecure.test}
 @ MX 10 mx-notlsa.secure.test.
 ",
     },
+    Zone {
+        name: "faults.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+; the fault run's destination (faultrun.rs), which changes the TLSA RRset
+; while mail flows (knotc zone transactions; knotd re-signs); TTLs of 2 s so
+; that resolvers and danegate see every change within seconds
+@ 2 MX 10 mx
+mx 2 A 127.0.25.12
+_25._tcp.mx 2 TLSA 3 1 1 {spki:mx.faults.test}
+",
+    },
 ];
 
 /// Who issued a host's certificate.
@@ -306,6 +319,11 @@ pub const CERTS: &[(&str, Issuer)] = &[
     ("nomx.test", Issuer::SelfSigned),
     ("mx.unusable.test", Issuer::SelfSigned),
     ("mx.tlsa-insecure.test", Issuer::SelfSigned),
+    // The fault run's receiver: its first key, the key it rolls over to,
+    // and a key it never has (a TLSA record naming it mismatches).
+    ("mx.faults.test", Issuer::SelfSigned),
+    ("mx-next.faults.test", Issuer::SelfSigned),
+    ("mx-wrong.faults.test", Issuer::SelfSigned),
 ];
 
 /// A generated certificate and key, as files in the lab directory.

@@ -54,6 +54,7 @@ impl Failure {
         };
         match self {
             Failure::Plan(PlanError::Dns(e)) => dns(&e.kind),
+            Failure::Plan(PlanError::NoHost { definite: true, .. }) => "no_mail_domain",
             Failure::Plan(PlanError::NoHost { problems, .. }) => problems
                 .iter()
                 .find_map(|p| match &p.reason {
@@ -322,7 +323,10 @@ pub fn failure(f: &Failure) -> Reply {
             PlanError::Dns(_) => Reply::new(451, ec(4, 4, 3), text),
             PlanError::NxDomain { .. } => Reply::new(550, ec(5, 1, 2), text),
             PlanError::NullMx { .. } => Reply::new(556, ec(5, 1, 10), text),
-            PlanError::NoHost { definite: true, .. } => Reply::new(451, ec(4, 4, 4), text),
+            // Every host definitely has no address (NXDOMAIN or NODATA,
+            // nothing failed): permanent, as Postfix bounces it
+            // ("Host found but no data record of requested type").
+            PlanError::NoHost { definite: true, .. } => Reply::new(550, ec(5, 4, 4), text),
             PlanError::NoHost { .. } => Reply::new(451, ec(4, 4, 3), text),
         },
         Failure::Outbound(o) => match o {

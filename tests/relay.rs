@@ -1241,7 +1241,7 @@ async fn dns_outcomes_become_replies() {
         ),
         (
             "a@noaddr.test",
-            "451 4.4.4 no usable host for noaddr.test: mx.noaddr.test: host has no address records",
+            "550 5.4.4 no usable host for noaddr.test: mx.noaddr.test: host has no address records",
         ),
     ];
     for (rcpt, want) in cases {

@@ -166,7 +166,9 @@ fn check_host(lab: &DnsLab, what: &str, host: &Host) {
     let tlsa_at = |base: &str| lab.resolve(&format!("_25._tcp.{base}"), "TLSA");
     match host.tlsa {
         Tlsa::NotLookedUp => assert!(
-            host.addrs != Lookup::Answered(Sec::Secure) || host.cname.is_some(),
+            host.addrs != Lookup::Answered(Sec::Secure)
+                || host.cname.is_some()
+                || host.ipv4.is_empty() && host.ipv6.is_empty(),
             "{what}: secure addresses, yet no TLSA lookup"
         ),
         Tlsa::Found {
@@ -620,8 +622,10 @@ fn cases_table_is_consistent() {
             case.hosts.iter().map(|h| h.preference).collect::<Vec<_>>()
         );
         for h in case.hosts {
+            let no_address = h.ipv4.is_empty() && h.ipv6.is_empty();
             let want = match (h.addrs, h.tlsa) {
                 (Lookup::Failed, _) | (_, Tlsa::Failed { .. }) => Requirement::Failed,
+                (Lookup::Answered(_), _) if no_address => Requirement::Failed,
                 (_, Tlsa::Found { usable: 0, .. }) => Requirement::TlsRequired,
                 (_, Tlsa::Found { .. }) => Requirement::DaneRequired,
                 _ => Requirement::NoDane,

@@ -1,7 +1,9 @@
 //! End to end through the lab's DNS: a legacy Postfix relays to danegate
 //! (`validate` mode, anchored at the lab root), which must defer a
 //! recipient in the bogus zone with `451 4.4.3` naming the failed lookup;
-//! Postfix keeps the message queued and retries (dane-rules §1, §5).
+//! Postfix keeps the message queued and retries (dane-rules §1, §5). A
+//! domain whose hosts definitely have no address is refused with
+//! `550 5.4.4`, and Postfix bounces it, as Postfix itself would.
 //!
 //! danegate forwards to the non-validating unbound here, so the verdict
 //! "bogus" is its own validator's (behind the validating unbound it would
@@ -85,5 +87,83 @@ fn relay_defers_a_bogus_domain_and_postfix_keeps_the_message() {
             .any(|l| l.contains(rcpt) && l.contains("451 4.4.3 MX lookup for bogus.test failed")),
         "{log}"
     );
+    danegate.stop();
+}
+
+/// Where the legacy Postfix of the no-address test listens.
+const LEGACY_SMTPD_NOADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 24), 25));
+
+#[test]
+#[ignore = "needs the integration lab: run integration/test-all"]
+fn relay_rejects_a_domain_whose_hosts_have_no_address_and_postfix_bounces() {
+    let scratch = util::Lab::new("dnslab-relay-noaddr");
+    let lab = DnsLab::shared();
+    let listen = gate::next_listen();
+    let dns = Dns::Validate {
+        via: VALIDATING,
+        anchor: Anchor::Dnskey,
+    };
+    let config = gate::write_config(
+        &lab,
+        "relay-noaddr",
+        &gate::config(&lab, listen, dns, "enforce", ""),
+    );
+    let mut danegate = Running::start(&config);
+    danegate.wait_log(&format!("listening on {listen}"), Duration::from_secs(15));
+    let legacy = Postfix::legacy(
+        &scratch,
+        LEGACY_SMTPD_NOADDR,
+        &format!("[{}]:{}", listen.ip(), listen.port()),
+    );
+
+    let from = format!("sender@{LEGACY_DOMAIN}");
+    for (rcpt, host) in [
+        ("user@noaddr.test", "mx.noaddr.test"),
+        ("user@bare.noaddr.test", "bare.noaddr.test"),
+    ] {
+        let domain = rcpt.split_once('@').map(|(_, d)| d).unwrap_or_default();
+        let msg = format!(
+            "From: <{from}>\r\nTo: <{rcpt}>\r\nSubject: no address\r\nMessage-ID: <{host}@lab.test>\r\n\r\nThis must bounce.\r\n"
+        );
+        let r = legacy.submit(&from, &[rcpt], msg.as_bytes());
+        assert_eq!(r.code, 250, "{}", r.full());
+        let want = format!(
+            "said: 550 5.4.4 no usable host for {domain}: {host}: host has no address records (in reply to RCPT TO command)"
+        );
+        let bounced = legacy.wait_status(rcpt, "bounced");
+        assert!(bounced.contains(&want), "{bounced}\nwant {want:?}");
+        assert!(bounced.contains("dsn=5.4.4"), "{bounced}");
+        let statuses = legacy.statuses(rcpt);
+        assert_eq!(statuses.len(), 1, "{statuses:#?}");
+        let log = danegate.log();
+        assert!(
+            log.lines().any(|l| l.contains(&format!("to=<{rcpt}>"))
+                && l.contains("550 5.4.4 no usable host for")),
+            "{log}"
+        );
+    }
+    // The bounces reach the sender (a mailbox of the legacy MTA itself).
+    // (Same-second maildir names do not sort by time: match by recipient.)
+    let bounces: Vec<String> = legacy
+        .wait_messages(&from, 2)
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    for rcpt in ["user@noaddr.test", "user@bare.noaddr.test"] {
+        // Maildir files have LF line ends.
+        let final_rcpt = format!("Final-Recipient: rfc822; {rcpt}");
+        let text = bounces
+            .iter()
+            .find(|t| t.lines().any(|l| l == final_rcpt))
+            .unwrap_or_else(|| panic!("no bounce for {rcpt}: {bounces:#?}"));
+        assert!(
+            text.contains("Subject: Undelivered Mail Returned to Sender"),
+            "{text}"
+        );
+        assert!(text.lines().any(|l| l == "Status: 5.4.4"), "{text}");
+        assert!(text.contains("said: 550 5.4.4 no"), "{text}");
+    }
+    assert!(legacy.queue().is_empty(), "{:?}", legacy.queue());
     danegate.stop();
 }

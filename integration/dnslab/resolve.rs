@@ -135,6 +135,11 @@ fn host_json(lab: &DnsLab, h: &Host) -> Value {
     })
 }
 
+/// A host whose address lookups answered, with no records.
+fn no_address(h: &Host) -> bool {
+    matches!(h.addrs, Lookup::Answered(_)) && h.ipv4.is_empty() && h.ipv6.is_empty()
+}
+
 /// Why a failed host is skipped. Addresses: AAAA is asked first, then A;
 /// when both fail the A failure is the one reported.
 fn skip_reason(dns: Dns, h: &Host) -> String {
@@ -147,6 +152,7 @@ fn skip_reason(dns: Dns, h: &Host) -> String {
         (_, Tlsa::Failed { name }) => {
             format!("TLSA lookup for {name} failed: {}", failure_text(dns, name))
         }
+        _ if no_address(h) => format!("{}: host has no address records", h.name),
         _ => panic!("{}: not a failed host", h.name),
     }
 }
@@ -192,8 +198,15 @@ fn expected(lab: &DnsLab, dns: Dns, case: &Case) -> (Value, i32) {
         .collect();
     if usable.is_empty() {
         let reasons: Vec<String> = failed.iter().map(|h| skip_reason(dns, h)).collect();
+        // Every host definitely without an address: permanent, as Postfix
+        // bounces it; any failed lookup makes it a deferral.
+        let code = if failed.iter().all(|h| no_address(h)) {
+            "550 5.4.4"
+        } else {
+            "451 4.4.3"
+        };
         let mut v = refused(format!(
-            "451 4.4.3 no usable host for {d}: {}",
+            "{code} no usable host for {d}: {}",
             reasons.join("; ")
         ));
         v["skipped"] = Value::Array(skipped);

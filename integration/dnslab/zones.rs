@@ -280,6 +280,17 @@ _25 TLSA 3 1 1 {spki:mx.tlsa-insecure.test}
 ",
     },
     Zone {
+        name: "noaddr.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+; names that exist (TXT) without A or AAAA: no host to deliver to
+@ MX 10 mx
+mx TXT \"an MX host without addresses\"
+bare TXT \"no MX, no addresses\"
+",
+    },
+    Zone {
         name: "faults.test.",
         server: Server::Leaf,
         signing: Signing::Csk,

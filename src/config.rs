@@ -223,6 +223,11 @@ pub struct Timeouts {
     /// How long an idle, verified outbound connection is kept for the next
     /// transaction to the same domain (0: never kept).
     pub connection_cache: u64,
+    /// How long after it was established an outbound connection may still
+    /// be reused for another transaction (Postfix's
+    /// `smtp_connection_reuse_time_limit`): bounds how long a connection
+    /// verified against TLSA records that have since changed stays in use.
+    pub connection_reuse_limit: u64,
 }
 
 impl Default for Timeouts {
@@ -242,6 +247,7 @@ impl Default for Timeouts {
             quit: 20,
             shutdown_grace: 60,
             connection_cache: 2,
+            connection_reuse_limit: 300,
         }
     }
 }
@@ -494,6 +500,7 @@ mod tests {
             "quit",
             "shutdown_grace",
             "connection_cache",
+            "connection_reuse_limit",
         ];
         for key in keys {
             assert!(

@@ -50,14 +50,17 @@ const POOL_PER_DOMAIN: usize = 16;
 /// connection cache). Expired connections get QUIT from a janitor task.
 pub struct Pool {
     ttl: Duration,
+    /// Connections established longer ago are not reused.
+    reuse_limit: Duration,
     idle: Mutex<HashMap<String, Vec<(Instant, Destination)>>>,
     janitor: std::sync::Once,
 }
 
 impl Pool {
-    fn new(ttl: Duration) -> Arc<Pool> {
+    fn new(ttl: Duration, reuse_limit: Duration) -> Arc<Pool> {
         Arc::new(Pool {
             ttl,
+            reuse_limit,
             idle: Mutex::new(HashMap::new()),
             janitor: std::sync::Once::new(),
         })
@@ -73,7 +76,7 @@ impl Pool {
         let mut idle = self.lock();
         let list = idle.get_mut(domain)?;
         while let Some((since, dest)) = list.pop() {
-            if now.duration_since(since) < self.ttl {
+            if now.duration_since(since) < self.ttl && dest.reusable(self.reuse_limit) {
                 return Some(dest);
             }
             tokio::spawn(dest.client.quit());
@@ -84,7 +87,7 @@ impl Pool {
     /// Keeps an idle connection, or says QUIT when the cache is off or
     /// full.
     pub async fn put(self: &Arc<Self>, dest: Destination) {
-        if self.ttl.is_zero() {
+        if self.ttl.is_zero() || !dest.reusable(self.reuse_limit) {
             return dest.client.quit().await;
         }
         self.janitor.call_once(|| {
@@ -139,7 +142,10 @@ impl Context {
     pub fn new(config: Config, resolver: Arc<dyn Resolver>) -> Context {
         let timeouts = Arc::new(config.timeouts.clone());
         let planner = Planner::for_config(&config);
-        let pool = Pool::new(Duration::from_secs(config.timeouts.connection_cache));
+        let pool = Pool::new(
+            Duration::from_secs(config.timeouts.connection_cache),
+            Duration::from_secs(config.timeouts.connection_reuse_limit),
+        );
         Context {
             config: Arc::new(config),
             resolver,
@@ -155,6 +161,16 @@ impl Context {
 pub struct Destination {
     pub domain: String,
     pub client: Client<TcpStream>,
+    /// When the connection was established (TCP connect).
+    pub established: Instant,
+}
+
+impl Destination {
+    /// Whether another transaction may still use the connection
+    /// (`timeouts.connection_reuse_limit`).
+    pub fn reusable(&self, limit: Duration) -> bool {
+        self.established.elapsed() < limit
+    }
 }
 
 /// Plans `domain` and opens a conversation with the first host that
@@ -185,6 +201,7 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
                 return Ok(Destination {
                     domain: domain.to_owned(),
                     client,
+                    established: Instant::now(),
                 });
             }
             Err(e) => {

@@ -1082,6 +1082,74 @@ async fn sessions_share_cached_connections_until_they_expire() {
     assert!(conns[0].tls);
 }
 
+/// `connection_reuse_limit`: a connection established longer ago is not
+/// used for another transaction, neither within its inbound session nor
+/// from the cache (it gets QUIT), so that TLSA changes reach every
+/// connection in bounded time; a younger one is reused.
+#[tokio::test]
+async fn connections_are_not_reused_past_the_reuse_limit() {
+    let dest = FakeDest::start(DestScript::default()).await;
+    let ctx = ConfigBuilder::new()
+        .route("example.test", &dest.route())
+        .timeout("connection_cache", 1)
+        .timeout("connection_reuse_limit", 1)
+        .context(&Arc::new(TableResolver::new()));
+    let send = |n: u32| async move {
+        (
+            small_message(&format!("message {n}")),
+            format!("rcpt{n}@example.test"),
+            format!("250 2.0.0 Ok: queued as Q{n}"),
+        )
+    };
+    // Session A: two transactions 1.2 s apart: the second needs a new
+    // connection, the first gets QUIT.
+    let mut a = start_session(&ctx);
+    a.client.hello(DEFAULT_MAX_SIZE).await;
+    let (m, r, want) = send(1).await;
+    transaction(&mut a.client, "sender@legacy.test", &r, &m, &want).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (m, r, want) = send(2).await;
+    transaction(&mut a.client, "sender@legacy.test", &r, &m, &want).await;
+    a.client.cmd("QUIT", BYE).await;
+    bounded("session A to end", a.task).await.unwrap();
+    // Session B at once: the second connection is young: reused.
+    let mut b = start_session(&ctx);
+    b.client.hello(DEFAULT_MAX_SIZE).await;
+    let (m, r, want) = send(3).await;
+    transaction(&mut b.client, "sender@legacy.test", &r, &m, &want).await;
+    b.client.cmd("QUIT", BYE).await;
+    bounded("session B to end", b.task).await.unwrap();
+
+    let mut conns = dest.wait_closed(2).await;
+    // In order of their first transaction.
+    conns.sort_by_key(|c| c.commands().get(4).map(|s| s.to_string()));
+    let handshake = [
+        "EHLO relay.example.net",
+        "STARTTLS",
+        "EHLO relay.example.net",
+    ];
+    let txn = |n: u32| {
+        vec![
+            "MAIL FROM:<sender@legacy.test>".to_owned(),
+            format!("RCPT TO:<rcpt{n}@example.test>"),
+            "DATA".to_owned(),
+        ]
+    };
+    let want = |ns: &[u32]| {
+        let mut v: Vec<String> = handshake.iter().map(|s| s.to_string()).collect();
+        for &n in ns {
+            v.extend(txn(n));
+        }
+        v.push("QUIT".to_owned());
+        v
+    };
+    let got: Vec<Vec<String>> = conns
+        .iter()
+        .map(|c| c.commands().iter().map(|s| s.to_string()).collect())
+        .collect();
+    assert_eq!(got, vec![want(&[1]), want(&[2, 3])]);
+}
+
 #[tokio::test]
 async fn two_transactions_to_one_domain_share_the_outbound_connection() {
     let dest = FakeDest::start(DestScript::default()).await;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -89,6 +89,8 @@ pub struct Kept {
     pub content_ok: bool,
     /// Which certificate (`set_certificate`'s label) the TLS session used.
     pub certificate: String,
+    /// When the receiver said 250.
+    pub at: Instant,
 }
 
 /// Judges a kept message: `(message_id, content) -> as expected?`.
@@ -440,6 +442,7 @@ where
                                     rcpts: t.rcpts,
                                     content_ok,
                                     certificate: tls.unwrap_or("").to_string(),
+                                    at: Instant::now(),
                                 });
                                 s.kept.len()
                             };

@@ -31,6 +31,9 @@
 //!
 //! The seed is printed; `DANEGATE_FAULT_SEED=N` repeats a run's random
 //! choices (timing still varies).
+//!
+//! A second test here shows that a TLSA change reaches even a connection
+//! kept warm by a steady flow of mail within `connection_reuse_limit`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -185,6 +188,93 @@ fn publish_tlsa(lab: &DnsLab, spkis: &[&str]) {
     });
 }
 
+/// The receiver for faults.test with the first key, faults off, and the
+/// TLSA RRset naming that key (a rerun against a kept lab may find
+/// another RRset).
+fn start_receiver(lab: &DnsLab, seed: u64) -> FaultMx {
+    publish_tlsa(lab, &[&lab.cert(KEY_FIRST).spki_sha256]);
+    let cert = lab.cert(KEY_FIRST);
+    FaultMx::start(
+        RECEIVER,
+        KEY_FIRST,
+        &cert.chain_pem,
+        &cert.key_pem,
+        seed,
+        content_ok,
+    )
+}
+
+/// danegate (enforce, validate mode through `via`, IPv4, `dns_extra`
+/// added to `[dns]`, then `timeouts`), listening, and a legacy Postfix on
+/// `smtpd` relaying to it.
+fn start_relays(
+    lab: &DnsLab,
+    scratch: &util::Lab,
+    name: &str,
+    via: SocketAddr,
+    dns_extra: &str,
+    timeouts: &str,
+    smtpd: SocketAddr,
+) -> (Running, Postfix) {
+    let listen = gate::next_listen();
+    let dns = Dns::Validate {
+        via,
+        anchor: Anchor::Dnskey,
+    };
+    let text = gate::config(lab, listen, dns, "enforce", timeouts).replacen(
+        "[dns]\n",
+        &format!("[dns]\nfamilies = \"ipv4\"\n{dns_extra}"),
+        1,
+    );
+    let mut danegate = Running::start(&gate::write_config(lab, name, &text));
+    danegate.wait_log(&format!("listening on {listen}"), Duration::from_secs(15));
+    let legacy = Postfix::legacy(
+        scratch,
+        smtpd,
+        &format!("[{}]:{}", listen.ip(), listen.port()),
+    );
+    (danegate, legacy)
+}
+
+/// An SMTP session with the legacy Postfix, past EHLO.
+fn submission(smtpd: SocketAddr) -> Client {
+    let mut c = Client::connect(smtpd);
+    let greeting = c.read_reply().expect("greeting from the legacy Postfix");
+    assert_eq!(greeting.code, 220, "{}", greeting.full());
+    c.expect("EHLO submitter.lab.test", 250);
+    c
+}
+
+/// Submits message `n`; the legacy Postfix must accept it.
+fn submit_one(c: &mut Client, n: usize) {
+    c.expect(&format!("MAIL FROM:<sender@{LEGACY_DOMAIN}>"), 250);
+    for r in recipients(n) {
+        c.expect(&format!("RCPT TO:<{r}>"), 250);
+    }
+    c.expect("DATA", 354);
+    let reply = c.send_data(message(n).as_bytes());
+    assert_eq!(reply.code, 250, "message {n}: {}", reply.full());
+    // Keep the transcript small: one session carries many messages.
+    c.transcript.clear();
+}
+
+/// Flushes the legacy queue every 3 s until the receiver has `total`
+/// recipients and the queue is empty (at most `limit`).
+fn drain(mx: &FaultMx, legacy: &Postfix, total: usize, limit: Duration) {
+    let mut flushed = Instant::now();
+    util::wait_for_within(
+        limit,
+        "every recipient delivered and the legacy queue empty",
+        || {
+            if flushed.elapsed() >= Duration::from_secs(3) {
+                legacy.flush();
+                flushed = Instant::now();
+            }
+            (mx.delivered() >= total && legacy.queue().is_empty()).then_some(())
+        },
+    );
+}
+
 /// One disturbance of the schedule.
 #[derive(Debug, Clone, Copy)]
 enum Event {
@@ -197,21 +287,10 @@ enum Event {
 /// Submits messages `first, first + SUBMITTERS, ...` to the legacy Postfix
 /// over one SMTP session; every one must be accepted.
 fn submit(first: usize, submitted: &AtomicUsize) {
-    let mut c = Client::connect(LEGACY_SMTPD);
-    let greeting = c.read_reply().expect("greeting from the legacy Postfix");
-    assert_eq!(greeting.code, 220, "{}", greeting.full());
-    c.expect("EHLO submitter.lab.test", 250);
+    let mut c = submission(LEGACY_SMTPD);
     for n in (first..MESSAGES).step_by(SUBMITTERS) {
-        c.expect(&format!("MAIL FROM:<sender@{LEGACY_DOMAIN}>"), 250);
-        for r in recipients(n) {
-            c.expect(&format!("RCPT TO:<{r}>"), 250);
-        }
-        c.expect("DATA", 354);
-        let reply = c.send_data(message(n).as_bytes());
-        assert_eq!(reply.code, 250, "message {n}: {}", reply.full());
+        submit_one(&mut c, n);
         submitted.fetch_add(1, Relaxed);
-        // Keep the transcript small: one session carries 250 messages.
-        c.transcript.clear();
         std::thread::sleep(PACE);
     }
     let _ = c.cmd("QUIT");
@@ -255,36 +334,16 @@ fn thousand_messages_through_postfix_survive_faults() {
     let spki = |host: &str| lab.cert(host).spki_sha256.clone();
     let (first, next, wrong) = (spki(KEY_FIRST), spki(KEY_NEXT), spki(KEY_WRONG));
 
-    // The zone as generated names the first key; make sure of it (a rerun
-    // against a kept lab may find another RRset).
-    publish_tlsa(&lab, &[&first]);
     let resolver = FaultyResolver::start();
-    let cert = lab.cert(KEY_FIRST);
-    let mx = FaultMx::start(
-        RECEIVER,
-        KEY_FIRST,
-        &cert.chain_pem,
-        &cert.key_pem,
-        rng.gen(),
-        content_ok,
-    );
-
-    let listen = gate::next_listen();
-    let dns = Dns::Validate {
-        via: FAULTY,
-        anchor: Anchor::Dnskey,
-    };
-    let text = gate::config(&lab, listen, dns, "enforce", TIMEOUTS).replacen(
-        "[dns]\n",
-        "[dns]\nfamilies = \"ipv4\"\ntimeout = 2\n",
-        1,
-    );
-    let mut danegate = Running::start(&gate::write_config(&lab, "faultrun", &text));
-    danegate.wait_log(&format!("listening on {listen}"), Duration::from_secs(15));
-    let legacy = Postfix::legacy(
+    let mx = start_receiver(&lab, rng.gen());
+    let (mut danegate, legacy) = start_relays(
+        &lab,
         &scratch,
+        "faultrun",
+        FAULTY,
+        "timeout = 2\n",
+        TIMEOUTS,
         LEGACY_SMTPD,
-        &format!("[{}]:{}", listen.ip(), listen.port()),
     );
 
     // Chaos while the messages are submitted.
@@ -358,18 +417,7 @@ fn thousand_messages_through_postfix_survive_faults() {
     // Every fault clears; the queue must drain.
     mx.set_rate(0.0);
     resolver.set(DnsFault::None);
-    let mut flushed = Instant::now();
-    util::wait_for_within(
-        Duration::from_secs(240),
-        "every recipient delivered and the legacy queue empty",
-        || {
-            if flushed.elapsed() >= Duration::from_secs(3) {
-                legacy.flush();
-                flushed = Instant::now();
-            }
-            (mx.delivered() >= RECIPIENTS && legacy.queue().is_empty()).then_some(())
-        },
-    );
+    drain(&mx, &legacy, RECIPIENTS, Duration::from_secs(240));
     let drained = started.elapsed();
     // Let late duplicates, if any, arrive before judging.
     std::thread::sleep(Duration::from_secs(3));
@@ -602,4 +650,111 @@ fn deferral_kind(line: &str) -> String {
             let said = line.split_once("said: ").map(|(_, s)| s).unwrap_or(line);
             format!("other: {said}")
         })
+}
+
+/// Where the legacy Postfix of the reuse-limit test listens.
+const LEGACY_SMTPD_REUSE: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 25), 25));
+
+/// `timeouts.connection_reuse_limit` in the lab: mail flows steadily to
+/// faults.test, so danegate keeps reusing one verified connection from
+/// its cache; then the TLSA RRset is replaced by one naming a key the
+/// receiver lacks. Without the limit the warm connection, verified under
+/// the old record, would carry mail for as long as the flow lasts; with a
+/// limit of 4 s nothing may be delivered from 4 s (the limit) + 2 s (the
+/// TTL) + 2 s (slack) after the change, and Postfix must log 4.7.5
+/// deferrals. Restoring the record delivers everything exactly once.
+#[test]
+#[ignore = "needs the integration lab: run integration/test-all"]
+fn tlsa_change_reaches_warm_connections_within_the_reuse_limit() {
+    const LIMIT: u64 = 4;
+    let scratch = util::Lab::new("dnslab-reuse-limit");
+    let lab = DnsLab::shared();
+    let first = lab.cert(KEY_FIRST).spki_sha256.clone();
+    let wrong = lab.cert(KEY_WRONG).spki_sha256.clone();
+    let mx = start_receiver(&lab, 1);
+    let timeouts = format!("[timeouts]\nconnection_cache = 30\nconnection_reuse_limit = {LIMIT}\n");
+    let (mut danegate, legacy) = start_relays(
+        &lab,
+        &scratch,
+        "reuse-limit",
+        VALIDATING,
+        "",
+        &timeouts,
+        LEGACY_SMTPD_REUSE,
+    );
+
+    // One message every 250 ms: 3 s before the change, 12 s after it.
+    let mut c = submission(LEGACY_SMTPD_REUSE);
+    let started = Instant::now();
+    let mut changed: Option<Instant> = None;
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        if changed.is_none() && started.elapsed() >= Duration::from_secs(3) {
+            publish_tlsa(&lab, &[&wrong]);
+            changed = Some(Instant::now());
+        }
+        submit_one(&mut c, n);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = c.cmd("QUIT");
+    let changed = changed.expect("the record was changed");
+    let deadline = changed + Duration::from_secs(LIMIT + 4);
+    let during = mx.report();
+    publish_tlsa(&lab, &[&first]);
+
+    // Before the change: delivered, over few connections (they were reused).
+    let before = during.kept.iter().filter(|k| k.at < changed).count();
+    assert!(before >= 8, "only {before} delivered before the change");
+    assert!(
+        during.handshakes <= 3,
+        "{} TLS handshakes: the connection was not reused",
+        during.handshakes
+    );
+    // From LIMIT + TTL + slack after the change: nothing delivered.
+    let late: Vec<String> = during
+        .kept
+        .iter()
+        .filter(|k| k.at > deadline)
+        .map(|k| format!("{} at +{:?}", k.message_id, k.at - changed))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "delivered under the withdrawn TLSA record more than {LIMIT} s + TTL after the change: {late:#?}"
+    );
+    let mismatch = "said: 451 4.7.5 TLS handshake with mx.faults.test[127.0.25.12]:25 failed: \
+                    no TLSA record of _25._tcp.mx.faults.test matches the certificate chain";
+    let deferred = util::lines_with(&legacy.maillog(), &["status=deferred", mismatch]).len();
+    assert!(deferred > 0, "no 4.7.5 deferral at Postfix");
+
+    // The record restored: everything delivered, exactly once.
+    let total: usize = (0..n).map(|i| recipients(i).len()).sum();
+    drain(&mx, &legacy, total, Duration::from_secs(60));
+    let report = mx.report();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for k in &report.kept {
+        assert!(k.content_ok, "{} arrived altered", k.message_id);
+        for r in &k.rcpts {
+            *seen.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    for i in 0..n {
+        for r in recipients(i) {
+            assert_eq!(seen.get(r.as_str()), Some(&1), "{r}");
+        }
+    }
+    assert_eq!(seen.len(), total);
+    eprintln!(
+        "reuse limit: {n} messages; {before} delivered before the change over {} handshakes; \
+         {deferred} deferred 4.7.5; last delivery under the old record at +{:?}",
+        during.handshakes,
+        during
+            .kept
+            .iter()
+            .filter(|k| k.at >= changed)
+            .map(|k| k.at - changed)
+            .max()
+    );
+    danegate.stop();
 }

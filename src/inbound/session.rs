@@ -461,10 +461,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let txn = self.txn.as_ref().expect("in a transaction");
             (txn.from.clone(), txn.params.clone())
         };
-        let mut reuse = self.dest.as_ref().is_some_and(|d| d.domain == domain);
+        let limit = Duration::from_secs(self.ctx.config.timeouts.connection_reuse_limit);
+        let mut reuse = self
+            .dest
+            .as_ref()
+            .is_some_and(|d| d.domain == domain && d.reusable(limit));
         if !reuse {
             if let Some(old) = self.dest.take() {
-                // Idle between transactions: another session may use it.
+                // Idle between transactions: another session may use it
+                // (the pool says QUIT to one past its reuse limit).
                 self.ctx.pool.put(old).await;
             }
             if let Some(cached) = self.ctx.pool.take(domain) {

@@ -21,6 +21,8 @@ mod dig;
 #[path = "../integration/dnslab/lab.rs"]
 #[allow(unused_imports)]
 mod lab;
+#[path = "../integration/lab/util.rs"]
+mod util;
 #[path = "../integration/dnslab/zones.rs"]
 mod zones;
 

@@ -70,13 +70,19 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether another transaction may still use `dest`: it was established
+    /// less than `timeouts.connection_reuse_limit` ago.
+    pub fn reusable(&self, dest: &Destination) -> bool {
+        dest.established.elapsed() < self.reuse_limit
+    }
+
     /// The freshest idle connection for `domain`, if any.
     pub fn take(&self, domain: &str) -> Option<Destination> {
         let now = Instant::now();
         let mut idle = self.lock();
         let list = idle.get_mut(domain)?;
         while let Some((since, dest)) = list.pop() {
-            if now.duration_since(since) < self.ttl && dest.reusable(self.reuse_limit) {
+            if now.duration_since(since) < self.ttl && self.reusable(&dest) {
                 return Some(dest);
             }
             tokio::spawn(dest.client.quit());
@@ -87,7 +93,7 @@ impl Pool {
     /// Keeps an idle connection, or says QUIT when the cache is off or
     /// full.
     pub async fn put(self: &Arc<Self>, dest: Destination) {
-        if self.ttl.is_zero() || !dest.reusable(self.reuse_limit) {
+        if self.ttl.is_zero() || !self.reusable(&dest) {
             return dest.client.quit().await;
         }
         self.janitor.call_once(|| {
@@ -163,14 +169,6 @@ pub struct Destination {
     pub client: Client<TcpStream>,
     /// When the connection was established (TCP connect).
     pub established: Instant,
-}
-
-impl Destination {
-    /// Whether another transaction may still use the connection
-    /// (`timeouts.connection_reuse_limit`).
-    pub fn reusable(&self, limit: Duration) -> bool {
-        self.established.elapsed() < limit
-    }
 }
 
 /// Plans `domain` and opens a conversation with the first host that

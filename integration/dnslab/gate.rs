@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::lab::{read_text, run_output, write_file, DnsLab, NON_VALIDATING, VALIDATING};
 use crate::strip::STRIPPING;
+pub use crate::util::strip_ansi;
 
 /// The danegate binary of this build.
 pub const BIN: &str = env!("CARGO_BIN_EXE_danegate");
@@ -272,22 +273,4 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// `text` without ANSI colour sequences (`ESC [ ... m`).
-pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -23,17 +23,21 @@
 //! tests need, so `use crate::lab::*` is enough. It does not run danegate.
 
 use std::fs::{self, File};
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use crate::cases::{Case, Host, Lookup, Mx, Requirement, Sec, Tlsa, CASES};
 pub use crate::dig::{Answer, Ask, Record};
 pub use crate::zones::{HostCert, Issuer, Server, Signing, Zone, DEAD_NS, ZONES};
+
+// The command, file and wait plumbing is the Postfix lab's (`util.rs`).
+pub use crate::util::{
+    read_text, require_tool, run_ok, run_ok_stdin, run_output, wait_for, write_file,
+};
 
 use crate::dig;
 use crate::zones::{self, Certs, Keys};
@@ -47,13 +51,6 @@ pub const VALIDATING: SocketAddr =
 /// validate; danegate's enforce mode must refuse to start behind it.
 pub const NON_VALIDATING: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 54), 53));
-
-/// Upper bound for any single wait of the lab (a daemon's start, a command).
-pub const WAIT: Duration = Duration::from_secs(30);
-
-/// What a test prints when a tool is missing.
-pub const SETUP_HINT: &str =
-    "install the lab with `integration/test-all --setup` (as root): knot, knot-dnsutils, unbound, ldnsutils, bind9-dnsutils, openssl";
 
 /// A running DNS lab. Dropping it stops every daemon.
 pub struct DnsLab {
@@ -547,110 +544,4 @@ fn assert_free(addr: SocketAddr) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Polls `probe` every 100 ms until it returns `Some`; panics after [`WAIT`].
-pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {WAIT:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The path of a required executable; a missing tool fails the test.
-pub fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("required tool `{name}` not found: {SETUP_HINT}"))
-}
-
-/// Runs a command to completion, bounded by [`WAIT`]; the exit status is
-/// the caller's to judge.
-pub fn run_output(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
-    let desc = format!("{cmd:?}");
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {desc}: {e}"));
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        pipe.write_all(bytes)
-            .unwrap_or_else(|e| panic!("write stdin of {desc}: {e}"));
-    }
-    // Read the pipes on threads so a chatty child cannot block on a full
-    // pipe while we poll for its exit.
-    let mut out_pipe = child.stdout.take().expect("stdout pipe");
-    let mut err_pipe = child.stderr.take().expect("stderr pipe");
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut out_pipe, &mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut err_pipe, &mut v);
-        v
-    });
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{desc} still running after {WAIT:?}: killed");
-            }
-            Err(e) => panic!("wait for {desc}: {e}"),
-        }
-    };
-    Output {
-        status,
-        stdout: out_t.join().unwrap_or_default(),
-        stderr: err_t.join().unwrap_or_default(),
-    }
-}
-
-/// Runs a command that must succeed; returns its stdout.
-pub fn run_ok(cmd: &mut Command) -> String {
-    run_ok_stdin(cmd, None)
-}
-
-pub fn run_ok_stdin(cmd: &mut Command, stdin: Option<&[u8]>) -> String {
-    let desc = format!("{cmd:?}");
-    let out = run_output(cmd, stdin);
-    if !out.status.success() {
-        panic!(
-            "{desc} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn write_file(path: &Path, contents: impl AsRef<[u8]>) {
-    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-}
-
-/// A file's text, or "" when it cannot be read.
-pub fn read_text(path: &Path) -> String {
-    fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
 }

@@ -461,11 +461,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let txn = self.txn.as_ref().expect("in a transaction");
             (txn.from.clone(), txn.params.clone())
         };
-        let limit = Duration::from_secs(self.ctx.config.timeouts.connection_reuse_limit);
         let mut reuse = self
             .dest
             .as_ref()
-            .is_some_and(|d| d.domain == domain && d.reusable(limit));
+            .is_some_and(|d| d.domain == domain && self.ctx.pool.reusable(d));
         if !reuse {
             if let Some(old) = self.dest.take() {
                 // Idle between transactions: another session may use it

@@ -4,19 +4,63 @@
 //! Every verifier here delegates the handshake signature checks to the
 //! crypto provider, always: a server must prove it holds the key of the
 //! certificate it presents. What differs between verifiers is only how the
-//! certificate chain is judged. This release has the opportunistic one
-//! (any chain, no authentication: Postfix's "Untrusted"); the DANE verifier
-//! plugs into the same slot.
+//! certificate chain is judged: the opportunistic one here (any chain, no
+//! authentication: Postfix's "Untrusted"), the DANE one in [`dane`]. The
+//! signature methods of both come from one macro.
+
+/// The handshake-signature methods of a [`ServerCertVerifier`] whose
+/// struct has a `provider: Arc<CryptoProvider>` field: every signature
+/// (TLS 1.2 and 1.3) is checked with the provider's algorithms, so a
+/// server must prove it holds the key of the certificate it presents.
+/// Both verifiers use this one definition.
+macro_rules! handshake_signatures_verified {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+pub(crate) use handshake_signatures_verified;
 
 pub mod dane;
 
 use std::fmt;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
 
 /// The crypto provider danegate uses everywhere.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -50,39 +94,7 @@ impl ServerCertVerifier for UnauthenticatedVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    handshake_signatures_verified!();
 }
 
 /// A client configuration (TLS 1.2 and 1.3) around a verifier. Session

@@ -11,8 +11,8 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, LogFormat};
 use crate::dns::{Probe, Resolver};
+use crate::outbound::Context;
 use crate::policy::Mode;
-use crate::relay::Context;
 use crate::server::{Handle, Server};
 
 #[derive(Parser)]
@@ -85,7 +85,7 @@ pub fn main() -> ExitCode {
             config,
             json,
         } => match loaded(config.as_deref()) {
-            Ok(c) => resolve(&domain, c, json),
+            Ok(c) => crate::ops::resolve::run(&domain, c, json),
             Err(code) => code,
         },
         Cmd::Config(ConfigCmd::Check { config }) => match loaded(config.as_deref()) {
@@ -117,7 +117,7 @@ fn loaded(path: Option<&Path>) -> Result<Config, ExitCode> {
     }
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -253,49 +253,6 @@ fn config_check(config: &Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn resolve(domain: &str, config: Config, json: bool) -> ExitCode {
-    let Some(rt) = runtime() else {
-        return ExitCode::FAILURE;
-    };
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    rt.block_on(async move {
-        let built = match crate::dns::build(&config.dns).await {
-            Ok(b) => b,
-            Err(e) => {
-                error!("{e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let dnssec = match crate::dns::probe(&built).await {
-            Probe::Validated => format!("validated (trust anchors: {})", built.anchors),
-            Probe::NotValidated(e) | Probe::Unreachable(e) => format!("NOT WORKING: {e}"),
-        };
-        let planner = crate::nexthop::Planner::for_config(&config);
-        let plan = planner
-            .plan(built.resolver.as_ref(), &config, &domain)
-            .await;
-        let ok = plan.is_ok();
-        let level = config.policy.level_for(&domain).to_string();
-        let report = crate::report::PlanReport::new(&domain, level, dnssec, plan);
-        if json {
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    error!("cannot write JSON: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            print!("{}", report.text());
-        }
-        if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
-    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

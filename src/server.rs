@@ -19,10 +19,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use crate::inbound::answer::Answer;
 use crate::inbound::session::Session;
 use crate::metrics;
-use crate::relay::Context;
-use crate::reply_map::Answer;
+use crate::outbound::Context;
 
 /// A bound, not yet running server.
 pub struct Server {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use common::*;
 use dane_support::{corrupt, impostor_key, key, private_key, tlsa_for, Alg, Issued, Pki, Spec};
 use danegate::dns::{Security, Tlsa};
-use danegate::relay::Context;
+use danegate::outbound::Context;
 use tracing::Level;
 
 const MX: &str = "mx.example.test";

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use danegate::dns::{BoxFuture, FailureKind, LookupResult, Mx, Resolver, Security, Tlsa};
-use danegate::relay::Context;
+use danegate::outbound::Context;
 use danegate::server::Server;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use danegate::dns::{FailureKind, Security};
-use danegate::relay::Context;
+use danegate::outbound::Context;
 
 const MAIL_OK: &str = "250 2.1.0 Ok";
 const RCPT_OK: &str = "250 2.1.5 Ok";

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use danegate::relay::Context;
+use danegate::outbound::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OK: &str = "250 2.0.0 Ok";

@@ -3,7 +3,7 @@
 //! and an unusable record never matches.
 #![no_main]
 
-use danegate::dane::usability;
+use danegate::tls::tlsa::usability;
 use danegate::dns::Tlsa;
 use danegate::tls::dane::{verify_chain, ReferenceIds};
 use libfuzzer_sys::fuzz_target;

@@ -2,7 +2,9 @@
 //!
 //! [`connection`] owns the bytes (read buffer, queued replies, line
 //! framing with bounded length); [`session`] owns the protocol state and
-//! drives the outbound conversation for each transaction.
+//! drives the outbound conversation for each transaction; [`answer`] is
+//! every reply the session can send.
 
+pub mod answer;
 pub mod connection;
 pub mod session;

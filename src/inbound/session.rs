@@ -20,17 +20,20 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::{debug, info};
 
+use super::answer::{relayed, Answer};
 use super::connection::{Connection, Framed, InputError};
 use crate::metrics;
-use crate::outbound::{refusal, Peer};
-use crate::relay::{self, Context, Destination};
-use crate::reply_map::{relayed, Answer, Failure};
+use crate::outbound::client::{refusal, Peer};
+use crate::outbound::connect;
+use crate::outbound::failure::Failure;
+use crate::outbound::pool::Destination;
+use crate::outbound::stage::Stage;
+use crate::outbound::Context;
 use crate::smtp::command::{
     parse_command, Body, Command, ForwardPath, MailParams, Mailbox, RcptParams, ReversePath,
 };
 use crate::smtp::data::{DataDecoder, DotStuffer};
 use crate::smtp::reply::Reply;
-use crate::stage::Stage;
 
 /// Errors after which the session is closed (Postfix's
 /// `smtpd_hard_error_limit`).
@@ -478,7 +481,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         for attempt in 0..2 {
             if self.dest.is_none() {
-                match relay::connect(&self.ctx, &self.id, domain).await {
+                match connect::connect(&self.ctx, &self.id, domain).await {
                     Ok(d) => self.dest = Some(d),
                     Err(f) => {
                         // The summary line names the host that failed.
@@ -871,7 +874,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Some((peer, tls)) => (peer.to_string(), tls.clone()),
             None => ("none".to_owned(), "none".to_owned()),
         };
-        let tls = format!("{tls}{}", relay::test_note(&self.ctx));
+        let tls = format!("{tls}{}", connect::test_note(&self.ctx));
         let word = outcome_word(reply);
         metrics::global().recipient(word, outcome.reason);
         info!(

@@ -125,10 +125,10 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::config::{Config, LogFormat, Timeouts};
 use crate::dns::{Probe, Resolver, Tlsa};
-use crate::nexthop::{Host, PlanError, Planner, Source};
-use crate::outbound::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
+use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
+use crate::outbound::plan::{Host, PlanError, Planner, Source};
+use crate::outbound::stage::Stage;
 use crate::policy::{Level, Requirement, TlsaStatus};
-use crate::stage::Stage;
 use crate::tls::dane::{select_records, verify_chain, DaneMatch, ReferenceIds};
 use crate::tls::{TlsState, UnauthenticatedVerifier};
 
@@ -445,7 +445,9 @@ pub async fn check(
                     })
                     .collect();
             }
-            let text = crate::reply_map::failure(&crate::reply_map::Failure::Plan(e)).to_string();
+            let text = crate::outbound::failure::Failure::Plan(e)
+                .reply()
+                .to_string();
             report.problems.push(format!("cannot deliver: {text}"));
             report.error = Some(text);
             return report.finish();
@@ -530,7 +532,7 @@ fn no_dane_reason(host: &Host) -> String {
             host.port,
             host.tlsa_base.as_deref().unwrap_or(&host.name)
         ),
-        TlsaStatus::Usable => format!("requirement is {}", crate::report::requirement(host.requirement)),
+        TlsaStatus::Usable => format!("requirement is {}", crate::ops::resolve::requirement(host.requirement)),
     }
 }
 
@@ -546,7 +548,7 @@ async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
             target: a.name.clone(),
             secure: a.secure,
         }),
-        requirement: crate::report::requirement(host.requirement),
+        requirement: crate::ops::resolve::requirement(host.requirement),
         dane,
         ok: false,
         tlsa_status: tlsa_status(host.tlsa),
@@ -559,9 +561,9 @@ async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
             .iter()
             .map(|t| TlsaReport {
                 record: t.to_string(),
-                usable: crate::dane::usability(t).is_ok(),
+                usable: crate::tls::tlsa::usability(t).is_ok(),
                 used: used.contains(t),
-                unusable_reason: crate::dane::usability(t).err().map(|u| u.to_string()),
+                unusable_reason: crate::tls::tlsa::usability(t).err().map(|u| u.to_string()),
             })
             .collect(),
         problems: Vec::new(),

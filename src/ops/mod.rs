@@ -1,4 +1,5 @@
 //! Operator commands.
 
 pub mod check;
+pub mod resolve;
 pub mod tlsa;

@@ -785,7 +785,7 @@ fn unused_records(records: &[Tlsa]) -> Vec<String> {
     let used = select_records(records);
     records
         .iter()
-        .filter_map(|r| match crate::dane::usability(r) {
+        .filter_map(|r| match crate::tls::tlsa::usability(r) {
             Err(why) => Some(format!("note: {} is unusable for SMTP: {why}", short(r))),
             Ok(()) if !used.contains(r) => Some(format!(
                 "note: {} is not used: a SHA-512 record of the same usage and selector is present (digest agility, RFC 7671 §9)",
@@ -1198,7 +1198,7 @@ pub fn judge(answer: &AuthoritativeTlsa, wanted: &Designated, now: u64) -> Serve
     let records: Vec<Tlsa> = answer.records.iter().map(|s| s.record.clone()).collect();
     let matching: Vec<&Tlsa> = records
         .iter()
-        .filter(|r| crate::dane::usability(r).is_ok() && wanted.matches(r))
+        .filter(|r| crate::tls::tlsa::usability(r).is_ok() && wanted.matches(r))
         .collect();
     if matching.is_empty() {
         return Served::No(match records.len() {

@@ -8,7 +8,7 @@
 //!
 //! Errors are protocol-shaped: each carries what a 5xx reply needs to tell
 //! the peer (the grammar it violated), but turning them into replies is the
-//! job of `crate::reply_map`, not of this module.
+//! job of `crate::inbound::answer` and `crate::outbound::failure`, not of this module.
 
 pub mod command;
 pub mod data;

@@ -4,7 +4,7 @@
 //!
 //! What it does:
 //! - [`select_records`] keeps the usable records (dane-rules §2.3, via
-//!   [`crate::dane::usability`]) and applies digest agility (RFC 7671 §9):
+//!   [`crate::tls::tlsa::usability`]) and applies digest agility (RFC 7671 §9):
 //!   among the records of one usage and selector, when both SHA-256 (1) and
 //!   SHA-512 (2) records are present only the SHA-512 ones are used, so a
 //!   stale or wrong SHA-256 record next to a SHA-512 one never matches.
@@ -237,7 +237,7 @@ impl PathProblem {
 pub fn select_records(records: &[Tlsa]) -> Vec<Tlsa> {
     let usable: Vec<&Tlsa> = records
         .iter()
-        .filter(|r| crate::dane::usability(r).is_ok())
+        .filter(|r| crate::tls::tlsa::usability(r).is_ok())
         .collect();
     let has = |usage: u8, selector: u8, mtype: u8| {
         usable

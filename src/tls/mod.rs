@@ -53,6 +53,7 @@ macro_rules! handshake_signatures_verified {
 pub(crate) use handshake_signatures_verified;
 
 pub mod dane;
+pub mod tlsa;
 
 use std::fmt;
 use std::sync::Arc;

@@ -31,7 +31,7 @@ use danegate::dns::{
     Alias, BoxFuture, DnsFailure, FailureKind, Lookup, LookupResult, Mx, Resolver, Security, Tlsa,
 };
 use danegate::inbound::session::Session;
-use danegate::relay::Context;
+use danegate::outbound::Context;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;

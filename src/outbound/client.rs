@@ -25,11 +25,11 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::Timeouts;
+use crate::outbound::stage::Stage;
 use crate::policy::RefuseReason;
 use crate::smtp::command::{Body, ForwardPath, MailParams, RcptParams, Ret, ReversePath};
 use crate::smtp::ehlo::{parse_ehlo, Capabilities};
 use crate::smtp::reply::{parse_reply, Reply, ReplyError};
-use crate::stage::Stage;
 use crate::tls::TlsState;
 
 /// A destination address with the host name it belongs to.

@@ -12,9 +12,9 @@ use std::net::IpAddr;
 use rand::seq::SliceRandom;
 
 use crate::config::{Config, Route};
-use crate::dane;
 use crate::dns::{Alias, DnsFailure, Lookup, Resolver, Security, Tlsa};
 use crate::policy::{self, Level, Requirement, TlsaStatus};
+use crate::tls::tlsa;
 
 /// Which address families to connect over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl Host {
     pub fn usable_tlsa(&self) -> impl Iterator<Item = &Tlsa> {
         self.tlsa_records
             .iter()
-            .filter(|t| dane::usability(t).is_ok())
+            .filter(|t| tlsa::usability(t).is_ok())
     }
 }
 
@@ -379,7 +379,7 @@ impl Planner {
                     security: Security::Secure,
                     ..
                 } => {
-                    let status = if records.iter().any(|t| dane::usability(t).is_ok()) {
+                    let status = if records.iter().any(|t| tlsa::usability(t).is_ok()) {
                         TlsaStatus::Usable
                     } else {
                         TlsaStatus::AllUnusable

@@ -1,175 +1,28 @@
 //! Finding a destination for a recipient domain and opening a
-//! conversation with it: the plan from `nexthop`, then each host and each
+//! conversation with it: the plan from `plan`, then each host and each
 //! address in turn until one accepts (RFC 5321 §5.1, dane-rules §3.7).
 //!
 //! Opportunistic TLS that fails in the handshake is retried on a new
 //! connection without TLS (Postfix does the same); a host that requires TLS
 //! is never retried in plaintext.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::time::Duration;
 
-use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use tracing::{info, warn};
 
-use crate::config::{Config, Timeouts};
-use crate::dns::Resolver;
 use crate::metrics;
-use crate::nexthop::{Host, Plan, Planner, SkipReason};
-use crate::outbound::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
+use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
+use crate::outbound::failure::Failure;
+use crate::outbound::plan::{Host, Plan, SkipReason};
+use crate::outbound::pool::Destination;
+use crate::outbound::stage::Stage;
+use crate::outbound::Context;
 use crate::policy::{Mode, Requirement, TlsaStatus};
-use crate::reply_map::Failure;
-use crate::stage::Stage;
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
 use crate::tls::TlsState;
-
-/// What every session shares: configuration, resolver, TLS settings and
-/// the cache of idle outbound connections.
-pub struct Context {
-    pub config: Arc<Config>,
-    pub resolver: Arc<dyn Resolver>,
-    pub planner: Planner,
-    pub tls_opportunistic: Arc<ClientConfig>,
-    pub timeouts: Arc<Timeouts>,
-    pub pool: Arc<Pool>,
-}
-
-/// Most idle connections kept per destination domain.
-const POOL_PER_DOMAIN: usize = 16;
-
-/// Idle outbound connections, each ready for MAIL FROM and established
-/// under the policy of the context it belongs to (a reload makes a new
-/// context with an empty pool), kept for `timeouts.connection_cache`
-/// seconds so that the next transaction to the same domain, from any
-/// inbound session, skips the TCP and TLS handshakes (Postfix's
-/// connection cache). Expired connections get QUIT from a janitor task.
-pub struct Pool {
-    ttl: Duration,
-    /// Connections established longer ago are not reused.
-    reuse_limit: Duration,
-    idle: Mutex<HashMap<String, Vec<(Instant, Destination)>>>,
-    janitor: std::sync::Once,
-}
-
-impl Pool {
-    fn new(ttl: Duration, reuse_limit: Duration) -> Arc<Pool> {
-        Arc::new(Pool {
-            ttl,
-            reuse_limit,
-            idle: Mutex::new(HashMap::new()),
-            janitor: std::sync::Once::new(),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(Instant, Destination)>>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether another transaction may still use `dest`: it was established
-    /// less than `timeouts.connection_reuse_limit` ago.
-    pub fn reusable(&self, dest: &Destination) -> bool {
-        dest.established.elapsed() < self.reuse_limit
-    }
-
-    /// The freshest idle connection for `domain`, if any.
-    pub fn take(&self, domain: &str) -> Option<Destination> {
-        let now = Instant::now();
-        let mut idle = self.lock();
-        let list = idle.get_mut(domain)?;
-        while let Some((since, dest)) = list.pop() {
-            if now.duration_since(since) < self.ttl && self.reusable(&dest) {
-                return Some(dest);
-            }
-            tokio::spawn(dest.client.quit());
-        }
-        None
-    }
-
-    /// Keeps an idle connection, or says QUIT when the cache is off or
-    /// full.
-    pub async fn put(self: &Arc<Self>, dest: Destination) {
-        if self.ttl.is_zero() || !self.reusable(&dest) {
-            return dest.client.quit().await;
-        }
-        self.janitor.call_once(|| {
-            tokio::spawn(sweep(Arc::downgrade(self)));
-        });
-        let rejected = {
-            let mut idle = self.lock();
-            let list = idle.entry(dest.domain.clone()).or_default();
-            if list.len() < POOL_PER_DOMAIN {
-                list.push((Instant::now(), dest));
-                None
-            } else {
-                Some(dest)
-            }
-        };
-        if let Some(dest) = rejected {
-            dest.client.quit().await;
-        }
-    }
-}
-
-/// Says QUIT to expired idle connections until the pool is gone.
-async fn sweep(pool: std::sync::Weak<Pool>) {
-    loop {
-        let period = match pool.upgrade() {
-            Some(p) => (p.ttl / 2).max(Duration::from_millis(100)),
-            None => return,
-        };
-        tokio::time::sleep(period).await;
-        let Some(p) = pool.upgrade() else { return };
-        let now = Instant::now();
-        let expired: Vec<Destination> = {
-            let mut idle = p.lock();
-            let mut out = Vec::new();
-            for list in idle.values_mut() {
-                let (old, fresh): (Vec<_>, Vec<_>) = std::mem::take(list)
-                    .into_iter()
-                    .partition(|(since, _)| now.duration_since(*since) >= p.ttl);
-                *list = fresh;
-                out.extend(old.into_iter().map(|(_, d)| d));
-            }
-            idle.retain(|_, l| !l.is_empty());
-            out
-        };
-        for dest in expired {
-            tokio::spawn(dest.client.quit());
-        }
-    }
-}
-
-impl Context {
-    pub fn new(config: Config, resolver: Arc<dyn Resolver>) -> Context {
-        let timeouts = Arc::new(config.timeouts.clone());
-        let planner = Planner::for_config(&config);
-        let pool = Pool::new(
-            Duration::from_secs(config.timeouts.connection_cache),
-            Duration::from_secs(config.timeouts.connection_reuse_limit),
-        );
-        Context {
-            config: Arc::new(config),
-            resolver,
-            planner,
-            pool,
-            tls_opportunistic: crate::tls::opportunistic_config(),
-            timeouts,
-        }
-    }
-}
-
-/// An open conversation for one destination domain.
-pub struct Destination {
-    pub domain: String,
-    pub client: Client<TcpStream>,
-    /// When the connection was established (TCP connect).
-    pub established: Instant,
-}
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.

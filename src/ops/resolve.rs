@@ -1,12 +1,63 @@
 //! `danegate resolve`: a plan as an operator reads it (text) or a
-//! monitoring system parses it (JSON). Builds no plan itself.
+//! monitoring system parses it (JSON).
+
+use std::process::ExitCode;
 
 use serde::Serialize;
+use tracing::error;
 
-use crate::dane;
-use crate::nexthop::{Plan, PlanError, Source};
+use crate::config::Config;
+use crate::dns::Probe;
+use crate::outbound::failure::Failure;
+use crate::outbound::plan::{Plan, PlanError, Planner, Source};
 use crate::policy::{Requirement, TlsaStatus};
-use crate::reply_map::{failure, Failure};
+use crate::tls::tlsa;
+
+/// `danegate resolve DOMAIN [--json]`: plans `domain` with the
+/// configured resolver and prints the plan. Exit status 1 when the domain
+/// cannot be planned.
+pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
+    let Some(rt) = crate::cli::runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    rt.block_on(async move {
+        let built = match crate::dns::build(&config.dns).await {
+            Ok(b) => b,
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let dnssec = match crate::dns::probe(&built).await {
+            Probe::Validated => format!("validated (trust anchors: {})", built.anchors),
+            Probe::NotValidated(e) | Probe::Unreachable(e) => format!("NOT WORKING: {e}"),
+        };
+        let planner = Planner::for_config(&config);
+        let plan = planner
+            .plan(built.resolver.as_ref(), &config, &domain)
+            .await;
+        let ok = plan.is_ok();
+        let level = config.policy.level_for(&domain).to_string();
+        let report = PlanReport::new(&domain, level, dnssec, plan);
+        if json {
+            match serde_json::to_string_pretty(&report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    error!("cannot write JSON: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            print!("{}", report.text());
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    })
+}
 
 #[derive(Debug, Serialize)]
 pub struct PlanReport {
@@ -116,7 +167,7 @@ impl PlanReport {
                         })
                         .collect();
                 }
-                report.error = Some(failure(&Failure::Plan(e)).to_string());
+                report.error = Some(Failure::Plan(e).reply().to_string());
                 return report;
             }
         };
@@ -152,8 +203,8 @@ impl PlanReport {
                     .iter()
                     .map(|t| TlsaReport {
                         record: t.to_string(),
-                        usable: dane::usability(t).is_ok(),
-                        unusable_reason: dane::usability(t).err().map(|u| u.to_string()),
+                        usable: tlsa::usability(t).is_ok(),
+                        unusable_reason: tlsa::usability(t).err().map(|u| u.to_string()),
                     })
                     .collect(),
                 requirement: requirement(h.requirement),

@@ -1,0 +1,268 @@
+//! Why a delivery attempt failed, and how each kind of failure becomes
+//! the reply the legacy MTA hears: code, enhanced status code (RFC 3463)
+//! and a text that names the destination and the cause (Postfix's
+//! `smtp_trouble.c`: "the policy of how to deal with the error").
+//!
+//! [`Failure::reply`] is the only place where a failure is turned into a
+//! reply; the inbound side's own replies are in `inbound::answer`.
+
+use crate::outbound::client::{Mismatch, OutboundError, Peer};
+use crate::outbound::plan::PlanError;
+use crate::outbound::stage::Stage;
+use crate::smtp::reply::{EnhancedCode, Reply};
+
+const fn ec(class: u8, subject: u16, detail: u16) -> Option<EnhancedCode> {
+    Some(EnhancedCode::new(class, subject, detail))
+}
+
+/// Why a delivery attempt failed, as the legacy MTA must learn it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    #[error("{0}")]
+    Outbound(#[from] OutboundError),
+    /// The destination answered a transaction command negatively.
+    #[error("{peer} said: {reply} (in reply to {command})")]
+    Remote {
+        peer: Peer,
+        command: &'static str,
+        reply: Reply,
+    },
+    #[error("{peer} does not support {mismatch:?}")]
+    Mismatch { peer: Peer, mismatch: Mismatch },
+}
+
+impl Failure {
+    /// A negative destination reply to `stage`.
+    pub fn remote(peer: &Peer, stage: Stage, reply: Reply) -> Failure {
+        Failure::Remote {
+            peer: peer.clone(),
+            command: command_name(stage),
+            reply,
+        }
+    }
+
+    /// The `reason` label of the recipient metrics.
+    pub fn reason(&self) -> &'static str {
+        use crate::dns::FailureKind;
+        let dns = |kind: &FailureKind| match kind {
+            FailureKind::Bogus => "dns_bogus",
+            _ => "dns_failed",
+        };
+        match self {
+            Failure::Plan(PlanError::Dns(e)) => dns(&e.kind),
+            Failure::Plan(PlanError::NoHost { definite: true, .. }) => "no_mail_domain",
+            Failure::Plan(PlanError::NoHost { problems, .. }) => problems
+                .iter()
+                .find_map(|p| match &p.reason {
+                    crate::outbound::plan::SkipReason::Dns(e) if e.kind == FailureKind::Bogus => {
+                        Some("dns_bogus")
+                    }
+                    _ => None,
+                })
+                .unwrap_or("dns_failed"),
+            Failure::Plan(PlanError::NxDomain { .. } | PlanError::NullMx { .. }) => {
+                "no_mail_domain"
+            }
+            Failure::Outbound(o) => match o {
+                OutboundError::Connect { .. } => "connect_failed",
+                OutboundError::Timeout { .. }
+                | OutboundError::Lost { .. }
+                | OutboundError::Protocol { .. }
+                | OutboundError::Rejected { .. } => "connection_lost",
+                OutboundError::StartTlsMissing { .. } | OutboundError::StartTlsRefused { .. } => {
+                    "starttls_missing"
+                }
+                OutboundError::Tls { .. } => "tls_failed",
+                OutboundError::Dane { .. } => "dane_mismatch",
+                OutboundError::Refused { .. } => "policy",
+            },
+            Failure::Remote { reply, .. } if reply.code >= 500 => "remote_5xx",
+            Failure::Remote { .. } => "remote_4xx",
+            Failure::Mismatch { .. } => "other",
+        }
+    }
+
+    /// Ranks failures so that, when every host failed, the deferral names
+    /// the most specific reason (dane-rules §3.7): policy and TLS problems
+    /// first, then anything the destination said, then transport trouble.
+    pub fn specificity(&self) -> u8 {
+        match self {
+            Failure::Outbound(
+                OutboundError::Refused { .. }
+                | OutboundError::Tls { .. }
+                | OutboundError::Dane { .. }
+                | OutboundError::StartTlsMissing { .. }
+                | OutboundError::StartTlsRefused { .. },
+            ) => 4,
+            Failure::Remote { .. } | Failure::Mismatch { .. } => 3,
+            Failure::Outbound(OutboundError::Rejected { .. } | OutboundError::Protocol { .. }) => 2,
+            Failure::Outbound(_) => 1,
+            Failure::Plan(_) => 0,
+        }
+    }
+}
+
+fn command_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Mail => "MAIL FROM command",
+        Stage::Rcpt => "RCPT TO command",
+        Stage::DataInit => "DATA command",
+        Stage::DataDone | Stage::DataBlock => "end of DATA command",
+        Stage::Bdat => "BDAT command",
+        Stage::Rset => "RSET command",
+        Stage::Greeting => "initial greeting",
+        Stage::Ehlo => "EHLO command",
+        Stage::Helo => "HELO command",
+        Stage::StartTls => "STARTTLS command",
+        _ => "command",
+    }
+}
+
+impl Failure {
+    /// The reply for a failed delivery step.
+    pub fn reply(&self) -> Reply {
+        let f = self;
+        let text = f.to_string();
+        match f {
+            Failure::Plan(p) => match p {
+                PlanError::Dns(_) => Reply::new(451, ec(4, 4, 3), text),
+                PlanError::NxDomain { .. } => Reply::new(550, ec(5, 1, 2), text),
+                PlanError::NullMx { .. } => Reply::new(556, ec(5, 1, 10), text),
+                // Every host definitely has no address (NXDOMAIN or NODATA,
+                // nothing failed): permanent, as Postfix bounces it
+                // ("Host found but no data record of requested type").
+                PlanError::NoHost { definite: true, .. } => Reply::new(550, ec(5, 4, 4), text),
+                PlanError::NoHost { .. } => Reply::new(451, ec(4, 4, 3), text),
+            },
+            Failure::Outbound(o) => match o {
+                OutboundError::Connect { .. } => Reply::new(451, ec(4, 4, 1), text),
+                OutboundError::Timeout { .. } | OutboundError::Lost { .. } => {
+                    Reply::new(451, ec(4, 4, 2), text)
+                }
+                OutboundError::Protocol { .. } => Reply::new(451, ec(4, 5, 0), text),
+                OutboundError::Rejected { reply, .. } => {
+                    // A server refusing the conversation itself (greeting,
+                    // EHLO) is not a verdict on this message: defer.
+                    let e = reply
+                        .enhanced
+                        .map(|e| EnhancedCode::new(4, e.subject, e.detail))
+                        .or(ec(4, 0, 0));
+                    Reply::new(451, e, text)
+                }
+                OutboundError::StartTlsMissing { .. } | OutboundError::StartTlsRefused { .. } => {
+                    Reply::new(451, ec(4, 7, 4), text)
+                }
+                OutboundError::Tls { .. }
+                | OutboundError::Dane { .. }
+                | OutboundError::Refused { .. } => Reply::new(451, ec(4, 7, 5), text),
+            },
+            Failure::Remote {
+                peer,
+                command,
+                reply,
+            } => {
+                // 421 tells the client that *we* close the channel: the
+                // destination closing its own becomes an ordinary 451.
+                let code = if reply.code == 421 { 451 } else { reply.code };
+                let class = (code / 100) as u8;
+                let enhanced = reply.enhanced.or(ec(class, 0, 0));
+                // No "(in reply to ...)" here: the legacy MTA adds its own
+                // (Postfix does), and it would read twice.
+                let _ = command;
+                Reply::new(code, enhanced, format!("{peer} said: {}", reply.text()))
+            }
+            Failure::Mismatch { peer, mismatch } => match mismatch {
+                Mismatch::Smtputf8 => Reply::new(
+                    553,
+                    ec(5, 6, 7),
+                    format!("{peer} does not support SMTPUTF8, which this message requires"),
+                ),
+                Mismatch::Size { limit } => Reply::new(
+                    552,
+                    ec(5, 3, 4),
+                    format!("Message size exceeds the limit of {limit} octets announced by {peer}"),
+                ),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(f: &Failure) -> Reply {
+        f.reply()
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            host: "mx1.example.net".into(),
+            addr: "192.0.2.1:25".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn remote_reply_is_prefixed_and_keeps_codes() {
+        let r = failure(&Failure::remote(
+            &peer(),
+            Stage::Rcpt,
+            Reply::new(
+                550,
+                ec(5, 1, 1),
+                "<bob@example.net>: Recipient address rejected",
+            ),
+        ));
+        assert_eq!(
+            r.to_string(),
+            "550 5.1.1 mx1.example.net[192.0.2.1]:25 said: <bob@example.net>: Recipient address rejected"
+        );
+    }
+
+    #[test]
+    fn remote_reply_without_enhanced_code_gets_class_default() {
+        let r = failure(&Failure::remote(
+            &peer(),
+            Stage::DataDone,
+            Reply::new(451, None, "try later"),
+        ));
+        assert_eq!(r.code, 451);
+        assert_eq!(r.enhanced, ec(4, 0, 0));
+    }
+
+    #[test]
+    fn transport_failures_defer() {
+        let lost = failure(&Failure::Outbound(OutboundError::Lost {
+            peer: peer(),
+            stage: Stage::DataDone,
+            cause: "connection closed by server".into(),
+        }));
+        assert_eq!(
+            lost.to_string(),
+            "451 4.4.2 lost connection with mx1.example.net[192.0.2.1]:25 while sending end of data -- message may be sent more than once: connection closed by server"
+        );
+        let greeting = failure(&Failure::Outbound(OutboundError::Rejected {
+            peer: peer(),
+            stage: Stage::Greeting,
+            reply: Reply::new(554, ec(5, 7, 1), "go away"),
+        }));
+        assert_eq!((greeting.code, greeting.enhanced), (451, ec(4, 7, 1)));
+    }
+
+    #[test]
+    fn plan_failures() {
+        let nx = failure(&Failure::Plan(PlanError::NxDomain {
+            domain: "nowhere.example".into(),
+        }));
+        assert_eq!(
+            nx.to_string(),
+            "550 5.1.2 domain nowhere.example does not exist"
+        );
+        let null = failure(&Failure::Plan(PlanError::NullMx {
+            domain: "null.example".into(),
+        }));
+        assert_eq!((null.code, null.enhanced), (556, ec(5, 1, 10)));
+    }
+}

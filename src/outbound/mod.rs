@@ -1,0 +1,57 @@
+//! The outbound side: from a recipient domain to an open, policy-checked
+//! conversation with one of its hosts, and the conversation itself.
+//!
+//! Following the mail's path: [`plan`] turns a domain into the ordered
+//! hosts to try with their TLS requirement (DNS and policy, no I/O of its
+//! own); [`connect`] opens a conversation with the first host that takes
+//! one; [`pool`] keeps idle verified conversations for reuse; [`client`]
+//! is the SMTP client conversation itself; [`stage`] holds every
+//! protocol state's timeout and description; [`failure`] says why an
+//! attempt failed and how the legacy MTA hears it.
+
+pub mod client;
+pub mod connect;
+pub mod failure;
+pub mod plan;
+pub mod pool;
+pub mod stage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+
+use crate::config::{Config, Timeouts};
+use crate::dns::Resolver;
+use plan::Planner;
+use pool::Pool;
+
+/// What every session shares: configuration, resolver, TLS settings and
+/// the cache of idle outbound connections.
+pub struct Context {
+    pub config: Arc<Config>,
+    pub resolver: Arc<dyn Resolver>,
+    pub planner: Planner,
+    pub tls_opportunistic: Arc<ClientConfig>,
+    pub timeouts: Arc<Timeouts>,
+    pub pool: Arc<Pool>,
+}
+
+impl Context {
+    pub fn new(config: Config, resolver: Arc<dyn Resolver>) -> Context {
+        let timeouts = Arc::new(config.timeouts.clone());
+        let planner = Planner::for_config(&config);
+        let pool = Pool::new(
+            Duration::from_secs(config.timeouts.connection_cache),
+            Duration::from_secs(config.timeouts.connection_reuse_limit),
+        );
+        Context {
+            config: Arc::new(config),
+            resolver,
+            planner,
+            pool,
+            tls_opportunistic: crate::tls::opportunistic_config(),
+            timeouts,
+        }
+    }
+}

@@ -29,6 +29,23 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub metrics: Metrics,
     pub log: Log,
+    pub state: State,
+}
+
+/// `[state]`: where danegate keeps what must survive a restart (the
+/// embedded database of `crate::state`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct State {
+    pub dir: PathBuf,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            dir: PathBuf::from("/var/lib/danegate"),
+        }
+    }
 }
 
 /// `[metrics]`: where Prometheus scrapes (off when `listen` is unset).
@@ -485,6 +502,7 @@ mod tests {
             "timeout",
             "families",
             "format",
+            "dir",
             "default",
             "inbound_idle",
             "connect",

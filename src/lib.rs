@@ -24,6 +24,7 @@
 //! - [`policy`]: the pure policy decision (dane-rules §4).
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
+//! - [`state`]: the embedded database that survives restarts.
 //! - [`ops`]: operator commands (`check`, `resolve`, `tlsa generate |
 //!   verify | published`).
 #![forbid(unsafe_code)]
@@ -39,4 +40,5 @@ pub mod outbound;
 pub mod policy;
 pub mod server;
 pub mod smtp;
+pub mod state;
 pub mod tls;

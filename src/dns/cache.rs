@@ -165,6 +165,7 @@ pub fn rtype_label(rtype: RecordType) -> &'static str {
         RecordType::DS => "DS",
         RecordType::CNAME => "CNAME",
         RecordType::NS => "NS",
+        RecordType::TXT => "TXT",
         _ => "other",
     }
 }
@@ -211,6 +212,13 @@ impl Resolver for CachingResolver {
                 mtype: u8::from(t.matching),
                 data: t.cert_data.clone(),
             }),
+            _ => None,
+        }))
+    }
+
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Vec<u8>>> {
+        Box::pin(self.typed(name, RecordType::TXT, |r| match r {
+            RData::TXT(t) => Some(t.txt_data.concat()),
             _ => None,
         }))
     }

@@ -180,6 +180,18 @@ pub trait Resolver: Send + Sync {
             })
         })
     }
+    /// TXT records at `name` (e.g. `_mta-sts.example.com`), each the
+    /// concatenation of its character-strings, as MTA-STS (RFC 8461 §3.1)
+    /// and TLS reporting (RFC 8460 §3) read them. The default answers
+    /// "none, insecure", for resolvers that cannot know.
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Vec<u8>>> {
+        let _ = name;
+        Box::pin(async {
+            Ok(Lookup::NoData {
+                security: Security::Insecure,
+            })
+        })
+    }
 }
 
 /// The name servers to use: the configured ones, or those of

@@ -81,7 +81,7 @@ const TIMEOUTS: &str = "[timeouts]\nconnect = 2\ngreeting = 3\nehlo = 3\nstarttl
 
 /// The recipients of message `n`.
 fn recipients(n: usize) -> Vec<String> {
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         vec![format!("u{n}a@faults.test"), format!("u{n}b@faults.test")]
     } else {
         vec![format!("u{n}@faults.test")]

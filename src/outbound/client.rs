@@ -10,19 +10,12 @@
 //! the client over in-memory pipes.
 
 use std::fmt;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use rustls::pki_types::ServerName;
-use rustls::ClientConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 
 use crate::config::Timeouts;
 use crate::outbound::stage::Stage;
@@ -30,7 +23,8 @@ use crate::policy::RefuseReason;
 use crate::smtp::command::{Body, ForwardPath, MailParams, RcptParams, Ret, ReversePath};
 use crate::smtp::ehlo::{parse_ehlo, Capabilities};
 use crate::smtp::reply::{parse_reply, Reply, ReplyError};
-use crate::tls::TlsState;
+use crate::tls::stream::{self, MaybeTls};
+use crate::tls::{CertificateDer, ClientConfig, TlsState};
 
 /// A destination address with the host name it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,58 +92,6 @@ impl OutboundError {
             | OutboundError::Tls { peer, .. }
             | OutboundError::Dane { peer, .. }
             | OutboundError::Refused { peer, .. } => peer,
-        }
-    }
-}
-
-/// A stream before or after STARTTLS.
-pub enum MaybeTls<S> {
-    Plain(S),
-    Tls(Box<TlsStream<S>>),
-    /// Only while the handshake owns the stream.
-    Gone,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            MaybeTls::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            MaybeTls::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            MaybeTls::Gone => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            MaybeTls::Gone => Poll::Ready(Ok(())),
         }
     }
 }
@@ -247,15 +189,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// The certificate chain the server presented (leaf first), when TLS
     /// is active.
-    pub fn peer_certificates(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
-        match &self.io {
-            MaybeTls::Tls(s) => s
-                .get_ref()
-                .1
-                .peer_certificates()
-                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect()),
-            _ => None,
-        }
+    pub fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
+        self.io.peer_certificates()
     }
 
     /// Records what the verifier proved about this connection.
@@ -301,11 +236,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 cause: "server sent data after its STARTTLS reply, before the handshake".into(),
             });
         }
-        let name = hello
-            .sni
-            .as_deref()
-            .and_then(|n| ServerName::try_from(n.to_owned()).ok())
-            .unwrap_or_else(|| ServerName::IpAddress(self.peer.addr.ip().into()));
         let plain = match std::mem::replace(&mut self.io, MaybeTls::Gone) {
             MaybeTls::Plain(s) => s,
             other => {
@@ -316,25 +246,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 });
             }
         };
-        let connector = TlsConnector::from(hello.tls_config.clone());
         let limit = Stage::TlsHandshake.timeout(&self.timeouts);
-        let stream = match timeout(limit, connector.connect(name, plain)).await {
+        let upgrade = stream::upgrade(
+            plain,
+            &hello.tls_config,
+            hello.sni.as_deref(),
+            self.peer.addr.ip(),
+        );
+        let (io, state) = match timeout(limit, upgrade).await {
             Err(_) => {
                 return Err(OutboundError::Timeout {
                     peer: self.peer.clone(),
                     stage: Stage::TlsHandshake,
                 })
             }
-            Ok(Err(e)) => {
+            Ok(Err(cause)) => {
                 return Err(OutboundError::Tls {
                     peer: self.peer.clone(),
-                    cause: tls_cause(&e),
+                    cause,
                 })
             }
-            Ok(Ok(s)) => s,
+            Ok(Ok(up)) => up,
         };
-        self.tls = TlsState::untrusted(stream.get_ref().1);
-        self.io = MaybeTls::Tls(Box::new(stream));
+        self.tls = state;
+        self.io = io;
         Ok(())
     }
 
@@ -498,21 +433,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             stage,
             reply,
         }
-    }
-}
-
-fn tls_cause(e: &io::Error) -> String {
-    use rustls::{CertificateError, Error as TlsError};
-    match e.get_ref() {
-        Some(inner) => match inner.downcast_ref::<TlsError>() {
-            // The handshake signature does not verify with the presented
-            // certificate's key: the server does not hold that key.
-            Some(TlsError::InvalidCertificate(CertificateError::BadSignature)) => {
-                "the server's handshake signature does not verify with its certificate's key (it does not hold that key)".into()
-            }
-            _ => inner.to_string(),
-        },
-        None => e.to_string(),
     }
 }
 

@@ -53,6 +53,7 @@ macro_rules! handshake_signatures_verified {
 pub(crate) use handshake_signatures_verified;
 
 pub mod dane;
+pub mod stream;
 pub mod tlsa;
 
 use std::fmt;
@@ -60,8 +61,9 @@ use std::sync::Arc;
 
 use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::ClientConfig;
+pub use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{ServerName, UnixTime};
+pub use rustls::ClientConfig;
 
 /// The crypto provider danegate uses everywhere.
 pub fn provider() -> Arc<CryptoProvider> {

@@ -130,62 +130,104 @@ mod tests {
     use super::*;
     use Requirement::*;
 
-    /// (level, mx_secure, tlsa) -> requirement, dane-rules §4 row by row.
-    const TABLE: &[(Level, bool, TlsaStatus, Requirement)] = &[
-        (Level::Dane, true, TlsaStatus::NoSecureTlsa, Opportunistic),
-        (Level::Dane, true, TlsaStatus::NotLooked, Opportunistic),
-        (Level::Dane, true, TlsaStatus::AllUnusable, TlsRequired),
-        (Level::Dane, true, TlsaStatus::Usable, DaneRequired),
-        (Level::Dane, false, TlsaStatus::NoSecureTlsa, Opportunistic),
-        (Level::Dane, false, TlsaStatus::AllUnusable, TlsRequired),
-        (Level::Dane, false, TlsaStatus::Usable, DaneRequired),
-        (
-            Level::DaneOnly,
-            true,
-            TlsaStatus::NoSecureTlsa,
-            Refuse(RefuseReason::NoSecureTlsa),
-        ),
-        (
-            Level::DaneOnly,
-            true,
-            TlsaStatus::NotLooked,
-            Refuse(RefuseReason::NoSecureTlsa),
-        ),
-        (
-            Level::DaneOnly,
-            true,
-            TlsaStatus::AllUnusable,
-            Refuse(RefuseReason::AllTlsaUnusable),
-        ),
-        (Level::DaneOnly, true, TlsaStatus::Usable, DaneRequired),
-        (
-            Level::DaneOnly,
-            false,
-            TlsaStatus::Usable,
-            Refuse(RefuseReason::InsecureMx),
-        ),
-        (
-            Level::DaneOnly,
-            false,
-            TlsaStatus::NoSecureTlsa,
-            Refuse(RefuseReason::InsecureMx),
-        ),
-        (Level::Encrypt, true, TlsaStatus::NoSecureTlsa, TlsRequired),
-        (Level::Encrypt, false, TlsaStatus::NotLooked, TlsRequired),
-        (Level::Encrypt, true, TlsaStatus::Usable, TlsRequired),
-        (Level::May, true, TlsaStatus::Usable, Opportunistic),
-        (Level::May, false, TlsaStatus::NotLooked, Opportunistic),
-        (Level::May, true, TlsaStatus::AllUnusable, Opportunistic),
+    /// Every combination of `decide`'s inputs with the requirement it must
+    /// give, kept as data (see the file's header).
+    const TABLE: &str = include_str!("policy_table.txt");
+
+    const LEVELS: [Level; 4] = [Level::Dane, Level::DaneOnly, Level::Encrypt, Level::May];
+    const STATUSES: [TlsaStatus; 4] = [
+        TlsaStatus::NotLooked,
+        TlsaStatus::NoSecureTlsa,
+        TlsaStatus::AllUnusable,
+        TlsaStatus::Usable,
     ];
+
+    fn level(word: &str) -> Level {
+        *LEVELS
+            .iter()
+            .find(|l| l.to_string() == word)
+            .unwrap_or_else(|| panic!("unknown level {word}"))
+    }
+
+    fn mx_secure(word: &str) -> bool {
+        match word {
+            "secure" => true,
+            "insecure" => false,
+            _ => panic!("unknown MX security {word}"),
+        }
+    }
+
+    fn status(word: &str) -> TlsaStatus {
+        match word {
+            "not-looked" => TlsaStatus::NotLooked,
+            "no-secure-tlsa" => TlsaStatus::NoSecureTlsa,
+            "all-unusable" => TlsaStatus::AllUnusable,
+            "usable" => TlsaStatus::Usable,
+            _ => panic!("unknown TLSA status {word}"),
+        }
+    }
+
+    fn requirement(word: &str) -> Requirement {
+        match word {
+            "opportunistic" => Opportunistic,
+            "tls-required" => TlsRequired,
+            "dane-required" => DaneRequired,
+            "refuse(insecure-mx)" => Refuse(RefuseReason::InsecureMx),
+            "refuse(no-secure-tlsa)" => Refuse(RefuseReason::NoSecureTlsa),
+            "refuse(all-tlsa-unusable)" => Refuse(RefuseReason::AllTlsaUnusable),
+            _ => panic!("unknown requirement {word}"),
+        }
+    }
+
+    fn rows() -> Vec<(Level, bool, TlsaStatus, Requirement)> {
+        TABLE
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                assert_eq!(w.len(), 4, "row {l:?}");
+                (
+                    level(w[0]),
+                    mx_secure(w[1]),
+                    status(w[2]),
+                    requirement(w[3]),
+                )
+            })
+            .collect()
+    }
 
     #[test]
     fn truth_table() {
-        for &(level, mx_secure, tlsa, want) in TABLE {
+        for (level, mx_secure, tlsa, want) in rows() {
             assert_eq!(
                 decide(level, mx_secure, tlsa),
                 want,
                 "level={level} mx_secure={mx_secure} tlsa={tlsa:?}"
             );
+        }
+    }
+
+    #[test]
+    fn truth_table_holds_every_combination_once() {
+        let rows = rows();
+        let mut want = Vec::new();
+        for l in LEVELS {
+            for m in [true, false] {
+                for t in STATUSES {
+                    want.push((l, m, t));
+                }
+            }
+        }
+        assert_eq!(
+            rows.len(),
+            want.len(),
+            "{} rows for {} combinations",
+            rows.len(),
+            want.len()
+        );
+        for key in want {
+            let n = rows.iter().filter(|r| (r.0, r.1, r.2) == key).count();
+            assert_eq!(n, 1, "{key:?} appears {n} times");
         }
     }
 

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use crate::cases::{Case, Host, Lookup, Mx, Requirement, Sec, Tlsa, CASES};
 pub use crate::dig::{Answer, Ask, Record};
-pub use crate::zones::{HostCert, Issuer, Server, Signing, Zone, DEAD_NS, ZONES};
+pub use crate::zones::{Denial, HostCert, Issuer, Server, Signing, Zone, DEAD_NS, ZONES};
 
 // The command, file and wait plumbing is the Postfix lab's (`util.rs`).
 pub use crate::util::{
@@ -217,10 +217,10 @@ impl DnsLab {
             let zdir = self.dir.join(z.server.dir_name()).join("zones");
             let file = zdir.join(zones::zone_file_name(z));
             let text = zones::zone_text(z, &self.keys, &self.certs);
-            if z.signing == Signing::Expired {
+            if matches!(z.signing, Signing::Presigned(..)) {
                 let unsigned = zdir.join(format!("{}unsigned", z.name));
                 write_file(&unsigned, text);
-                zones::sign_expired(&self.dir, z, &unsigned, &file);
+                zones::presign(&self.dir, z, &unsigned, &file);
             } else {
                 write_file(&file, text);
             }

@@ -36,7 +36,7 @@ fn cause(name: &str) -> Cause {
         .max_by_key(|z| z.name.len())
         .unwrap_or_else(|| panic!("{name} is in no lab zone"));
     match zone.signing {
-        Signing::CskWrongDs | Signing::Expired => Cause::Bogus,
+        s if s.is_bogus() => Cause::Bogus,
         _ => Cause::Unreachable,
     }
 }

@@ -121,24 +121,15 @@ pub(super) fn follow_chain<'a>(qname: &Name, answers: &'a [Record]) -> (Name, Ve
     (current, links)
 }
 
-/// Whether a SERVFAIL carries an Extended DNS Error (RFC 8914) that
-/// says DNSSEC validation failed (codes 1, 2 and 5 to 12: unsupported
-/// algorithm or digest, indeterminate, bogus, expired, not yet valid,
-/// DNSKEY/RRSIG/NSEC missing, no zone key bit), as unbound sends.
-fn dnssec_failure(response: &Message) -> bool {
-    use hickory_resolver::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-    let Some(edns) = &response.edns else {
-        return false;
-    };
-    edns.options().options.iter().any(|(code, option)| {
-        let data = match option {
-            EdnsOption::Unknown(15, data) => data,
-            _ if *code == EdnsCode::from(15u16) => return false,
-            _ => return false,
-        };
-        let info = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-        matches!(info, Some(1 | 2 | 5..=12))
-    })
+/// What a SERVFAIL means: bogus data when its Extended DNS Error (RFC
+/// 8914) says DNSSEC validation failed, as unbound sends; else a server
+/// failure, with the resolver's reason when it gave one.
+fn servfail(response: &Message) -> FailureKind {
+    match super::ede::extended_error(response) {
+        Some(e) if e.is_dnssec() => FailureKind::Bogus(Some(format!("EDE {e}"))),
+        Some(e) => FailureKind::ServFailBecause(e.to_string()),
+        None => FailureKind::ServFail,
+    }
 }
 
 /// The negative TTL of a denial: the SOA's TTL capped by its minimum.
@@ -194,8 +185,7 @@ impl AdBackend {
         let kind = match response.metadata.response_code {
             ResponseCode::NoError => RawKind::Records,
             ResponseCode::NXDomain => RawKind::NxDomain,
-            ResponseCode::ServFail if dnssec_failure(&response) => return Err(FailureKind::Bogus),
-            ResponseCode::ServFail => return Err(FailureKind::ServFail),
+            ResponseCode::ServFail => return Err(servfail(&response)),
             ResponseCode::Refused => return Err(FailureKind::Refused),
             other => return Err(FailureKind::Other(format!("response code {other}"))),
         };

@@ -47,7 +47,7 @@ impl Failure {
     pub fn reason(&self) -> &'static str {
         use crate::dns::FailureKind;
         let dns = |kind: &FailureKind| match kind {
-            FailureKind::Bogus => "dns_bogus",
+            FailureKind::Bogus(_) => "dns_bogus",
             _ => "dns_failed",
         };
         match self {
@@ -56,7 +56,7 @@ impl Failure {
             Failure::Plan(PlanError::NoHost { problems, .. }) => problems
                 .iter()
                 .find_map(|p| match &p.reason {
-                    crate::outbound::plan::SkipReason::Dns(e) if e.kind == FailureKind::Bogus => {
+                    crate::outbound::plan::SkipReason::Dns(e) if e.kind.is_bogus() => {
                         Some("dns_bogus")
                     }
                     _ => None,

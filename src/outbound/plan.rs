@@ -820,7 +820,7 @@ mod tlsa_rules {
         Err(DnsFailure {
             name: name.into(),
             rtype,
-            kind: FailureKind::Bogus,
+            kind: FailureKind::Bogus(None),
         })
     }
     fn ee() -> Tlsa {

@@ -282,7 +282,11 @@ pub struct DomainKey(pub String);
 impl<'de> Deserialize<'de> for DomainKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let key = s.trim_end_matches('.').to_ascii_lowercase();
+        // An internationalised domain may be written in U-labels: the
+        // key is its A-label form, as the planner looks domains up.
+        let key = crate::dns::idn::parse(s.trim_end_matches('.'))
+            .map(|n| n.ascii)
+            .unwrap_or_else(|_| s.clone());
         if is_dns_name(&key) {
             Ok(DomainKey(key))
         } else {
@@ -648,6 +652,22 @@ mode = "test"
                 "for {text:?}\n got: {got}\nwant: {want}"
             );
         }
+    }
+
+    #[test]
+    fn idn_domain_keys_are_a_labels() {
+        let c = Config::parse(
+            "[policy.domains]\n\"Bücher.example\" = \"dane-only\"\n[routes]\n\"bücher.test\" = \"[192.0.2.1]:25\"\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            c.policy.level_for("xn--bcher-kva.example"),
+            crate::policy::Level::DaneOnly
+        );
+        assert!(c
+            .routes
+            .contains_key(&DomainKey("xn--bcher-kva.test".into())));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod ede;
 pub mod explain;
 mod forward;
 pub mod hickory;
+pub mod idn;
 pub mod wire;
 
 use std::fmt;

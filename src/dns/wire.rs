@@ -197,7 +197,8 @@ impl AdBackend {
         let alias = if links.is_empty() {
             None
         } else {
-            let secure = security.is_secure() || (self.trust_ad && self.links_secure(&links).await);
+            let secure = security.is_secure()
+                || (self.trust_ad && self.links_secure(&links, &response.answers).await);
             Some(Alias {
                 name: owner.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
                 secure,
@@ -228,10 +229,17 @@ impl AdBackend {
 
     /// An insecure answer that went through a CNAME chain: were the links
     /// themselves secure? (The AD bit covers the whole answer, so an
-    /// unsigned target hides a signed alias.)
-    async fn links_secure(&self, links: &[&Record]) -> bool {
+    /// unsigned target hides a signed alias.) A CNAME synthesised from a
+    /// DNAME is as secure as the DNAME, which is asked for instead: a
+    /// validator cannot vouch for the CNAME alone (unbound answers
+    /// SERVFAIL to a CNAME question below a DNAME).
+    async fn links_secure(&self, links: &[&Record], answers: &[Record]) -> bool {
         for link in links {
-            match self.ask(&link.name, RecordType::CNAME).await {
+            let (name, rtype) = match super::chain::synthesising_dname(link, answers) {
+                Some(d) => (&d.name, RecordType::DNAME),
+                None => (&link.name, RecordType::CNAME),
+            };
+            match self.ask(name, rtype).await {
                 Ok(m) if m.metadata.authentic_data => {}
                 _ => return false,
             }

@@ -1,5 +1,6 @@
 //! Operator commands.
 
 pub mod check;
+pub mod lookups;
 pub mod resolve;
 pub mod tlsa;

@@ -1,5 +1,7 @@
 //! `danegate resolve`: a plan as an operator reads it (text) or a
-//! monitoring system parses it (JSON).
+//! monitoring system parses it (JSON), with every DNS lookup it took
+//! (`ops::lookups`) and the recipient domain in both forms when it is
+//! internationalised.
 
 use std::process::ExitCode;
 
@@ -8,6 +10,7 @@ use tracing::error;
 
 use crate::config::Config;
 use crate::dns::Probe;
+use crate::ops::lookups::{LookupReport, Recorder};
 use crate::outbound::failure::Failure;
 use crate::outbound::plan::{Plan, PlanError, Planner, Source};
 use crate::policy::{Requirement, TlsaStatus};
@@ -20,7 +23,7 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
     let Some(rt) = crate::cli::runtime() else {
         return ExitCode::FAILURE;
     };
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let domain = domain.trim_end_matches('.').to_lowercase();
     rt.block_on(async move {
         let built = match crate::dns::build(&config.dns).await {
             Ok(b) => b,
@@ -34,12 +37,16 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
             Probe::NotValidated(e) | Probe::Unreachable(e) => format!("NOT WORKING: {e}"),
         };
         let planner = Planner::for_config(&config);
-        let plan = planner
-            .plan(built.resolver.as_ref(), &config, &domain)
-            .await;
+        let recorder = Recorder::new(built.resolver.as_ref());
+        let plan = planner.plan(&recorder, &config, &domain).await;
         let ok = plan.is_ok();
-        let level = config.policy.level_for(&domain).to_string();
-        let report = PlanReport::new(&domain, level, dnssec, plan);
+        let names = crate::dns::idn::parse(&domain).ok();
+        let level = config
+            .policy
+            .level_for(names.as_ref().map_or(domain.as_str(), |n| n.ascii.as_str()))
+            .to_string();
+        let mut report = PlanReport::new(&domain, level, dnssec, plan);
+        report.lookups = recorder.lookups();
         if json {
             match serde_json::to_string_pretty(&report) {
                 Ok(s) => println!("{s}"),
@@ -61,7 +68,13 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
 
 #[derive(Debug, Serialize)]
 pub struct PlanReport {
+    /// As asked (lowercased).
     pub domain: String,
+    /// In A-labels (what DNS was asked) and in U-labels; both equal the
+    /// domain unless it is internationalised; absent when it is not a
+    /// valid domain name.
+    pub ascii: Option<String>,
+    pub unicode: Option<String>,
     pub policy: String,
     /// Whether DNSSEC validation works (the start-up probe).
     pub dnssec: String,
@@ -71,6 +84,8 @@ pub struct PlanReport {
     /// Set when the domain cannot be delivered to: the reply the legacy
     /// MTA would get.
     pub error: Option<String>,
+    /// Every DNS lookup made, in order, with its outcome and security.
+    pub lookups: Vec<LookupReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,19 +161,33 @@ impl PlanReport {
         dnssec: String,
         plan: Result<Plan, PlanError>,
     ) -> Self {
+        let names = crate::dns::idn::parse(domain).ok();
         let mut report = PlanReport {
             domain: domain.to_owned(),
+            ascii: names.as_ref().map(|n| n.ascii.clone()),
+            unicode: names.map(|n| n.unicode),
             policy,
             dnssec,
             mx: None,
             hosts: Vec::new(),
             skipped: Vec::new(),
             error: None,
+            lookups: Vec::new(),
         };
         let plan = match plan {
             Ok(p) => p,
             Err(e) => {
-                if let PlanError::NoHost { problems, .. } = &e {
+                if let PlanError::NoHost {
+                    problems,
+                    origin,
+                    mx_security,
+                    ..
+                } = &e
+                {
+                    report.mx = Some(MxReport {
+                        source: source(*origin),
+                        security: mx_security.to_string(),
+                    });
                     report.skipped = problems
                         .iter()
                         .map(|p| SkippedReport {
@@ -214,10 +243,14 @@ impl PlanReport {
     }
 
     pub fn text(&self) -> String {
-        let mut out = format!(
-            "domain {}: policy {}; DNSSEC {}\n",
-            self.domain, self.policy, self.dnssec
-        );
+        let mut out = format!("domain {}", self.domain);
+        // An internationalised domain shows its other form.
+        for form in [&self.ascii, &self.unicode].into_iter().flatten() {
+            if form != &self.domain {
+                out += &format!(" ({form})");
+            }
+        }
+        out += &format!("; policy {}; DNSSEC {}\n", self.policy, self.dnssec);
         if let Some(mx) = &self.mx {
             out += &format!("  next hops from {} ({})\n", mx.source, mx.security);
         }
@@ -259,6 +292,12 @@ impl PlanReport {
         }
         if let Some(e) = &self.error {
             out += &format!("  cannot deliver: {e}\n");
+        }
+        if !self.lookups.is_empty() {
+            out += "  DNS lookups:\n";
+            for l in &self.lookups {
+                out += &format!("    {}\n", l.text());
+            }
         }
         out
     }

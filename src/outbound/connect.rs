@@ -31,6 +31,12 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         .planner
         .plan(ctx.resolver.as_ref(), &ctx.config, domain)
         .await?;
+    if plan.unicode != plan.domain {
+        info!(
+            session,
+            domain, "internationalised domain {} is {} in DNS", plan.unicode, plan.domain
+        );
+    }
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
         if matches!(&skipped.reason, SkipReason::Dns(e) if e.rtype == "TLSA") {

@@ -65,6 +65,7 @@ impl Failure {
             Failure::Plan(PlanError::NxDomain { .. } | PlanError::NullMx { .. }) => {
                 "no_mail_domain"
             }
+            Failure::Plan(PlanError::BadDomain(_)) => "no_mail_domain",
             Failure::Outbound(o) => match o {
                 OutboundError::Connect { .. } => "connect_failed",
                 OutboundError::Timeout { .. }
@@ -128,6 +129,11 @@ impl Failure {
         match f {
             Failure::Plan(p) => match p {
                 PlanError::Dns(_) => Reply::new(451, ec(4, 4, 3), text),
+                // Not a domain name at all (an IDN that cannot be
+                // converted): the address is unusable as written, now and
+                // on every retry, so permanent: 553 (mailbox name not
+                // allowed), 5.1.2 (bad destination system address).
+                PlanError::BadDomain(_) => Reply::new(553, ec(5, 1, 2), text),
                 PlanError::NxDomain { .. } => Reply::new(550, ec(5, 1, 2), text),
                 PlanError::NullMx { .. } => Reply::new(556, ec(5, 1, 10), text),
                 // Every host definitely has no address (NXDOMAIN or NODATA,
@@ -264,5 +270,13 @@ mod tests {
             domain: "null.example".into(),
         }));
         assert_eq!((null.code, null.enhanced), (556, ec(5, 1, 10)));
+        let bad = Failure::Plan(PlanError::BadDomain(
+            crate::dns::idn::parse("bü cher.example").unwrap_err(),
+        ));
+        assert_eq!(
+            bad.reply().to_string(),
+            "553 5.1.2 recipient domain bü cher.example is not a valid domain name: label bü cher:   (U+0020) is not allowed in a domain name"
+        );
+        assert_eq!(bad.reason(), "no_mail_domain");
     }
 }

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use rand::seq::SliceRandom;
 
 use crate::config::{Config, Route};
+use crate::dns::idn::{self, BadDomain};
 use crate::dns::{Alias, DnsFailure, Lookup, Resolver, Security, Tlsa};
 use crate::policy::{self, Level, Requirement, TlsaStatus};
 use crate::tls::tlsa;
@@ -37,7 +38,12 @@ impl From<crate::config::Families> for Families {
 /// Where mail for one domain goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The recipient domain in A-labels, as DNS was asked (also the
+    /// next-hop reference identifier of DANE-TA name checks).
     pub domain: String,
+    /// The same domain in U-labels where it is internationalised, for
+    /// people to read (equal to `domain` otherwise).
+    pub unicode: String,
     pub level: Level,
     /// Security of the MX RRset (secure for a static route).
     pub mx_security: Security,
@@ -118,6 +124,9 @@ impl fmt::Display for Skipped {
 /// Why a domain cannot be planned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
+    /// The recipient domain is not a valid (internationalised) domain name.
+    #[error("{0}")]
+    BadDomain(BadDomain),
     #[error("{0}")]
     Dns(DnsFailure),
     #[error("domain {domain} does not exist")]
@@ -129,6 +138,10 @@ pub enum PlanError {
     #[error("no usable host for {domain}: {}", join(problems))]
     NoHost {
         domain: String,
+        /// How the hosts were found, and the MX RRset's security, which
+        /// `resolve` and `check` report even when no host is usable.
+        origin: Source,
+        mx_security: Security,
         problems: Vec<Skipped>,
         /// Every problem was a definite "no such host" (not a failure).
         definite: bool,
@@ -178,25 +191,69 @@ struct Candidate {
 }
 
 impl Planner {
-    /// Plans delivery for `domain` (lowercase, no trailing dot).
+    /// Plans delivery for `domain` as the legacy MTA wrote it (lowercase,
+    /// U-labels or A-labels; no trailing dot). An internationalised domain
+    /// is looked up in its A-label form (`dns::idn`).
     pub async fn plan(
         &self,
         resolver: &dyn Resolver,
         config: &Config,
         domain: &str,
     ) -> Result<Plan, PlanError> {
-        let level = config.policy.level_for(domain);
+        let name = idn::parse(domain).map_err(PlanError::BadDomain)?;
+        let level = config.policy.level_for(&name.ascii);
+        let (source, mx_security, candidates) =
+            self.candidates(resolver, config, &name.ascii).await?;
+        let mut hosts = Vec::new();
+        let mut skipped = Vec::new();
+        for c in candidates.into_iter().take(self.max_hosts) {
+            match self.host(resolver, level, mx_security, c).await {
+                Ok(h) => hosts.push(h),
+                Err(s) => skipped.push(s),
+            }
+        }
+        if hosts.is_empty() {
+            let definite = skipped
+                .iter()
+                .all(|s| matches!(s.reason, SkipReason::NoAddress));
+            return Err(PlanError::NoHost {
+                domain: name.ascii,
+                origin: source,
+                mx_security,
+                problems: skipped,
+                definite,
+            });
+        }
+        Ok(Plan {
+            domain: name.ascii,
+            unicode: name.unicode,
+            level,
+            mx_security,
+            source,
+            hosts,
+            skipped,
+        })
+    }
+
+    /// The hosts to try for `domain`: its `[routes]` entry, else its MX
+    /// hosts (dane-rules §1).
+    async fn candidates(
+        &self,
+        resolver: &dyn Resolver,
+        config: &Config,
+        domain: &str,
+    ) -> Result<(Source, Security, Vec<Candidate>), PlanError> {
         let route = config
             .routes
             .iter()
             .find(|(k, _)| k.0 == domain)
             .map(|(_, r)| r.clone());
-        let (source, mx_security, candidates) = match route {
+        match route {
             Some(Route {
                 host,
                 port,
                 mx_lookup: false,
-            }) => (
+            }) => Ok((
                 Source::Route,
                 Security::Secure,
                 vec![Candidate {
@@ -204,7 +261,7 @@ impl Planner {
                     port,
                     preference: 0,
                 }],
-            ),
+            )),
             Some(Route {
                 host,
                 port,
@@ -213,76 +270,53 @@ impl Planner {
                 let (src, sec, c) = self.mx_candidates(resolver, &host, port).await?;
                 // The route itself is local config; the MX lookup of its
                 // host keeps its own security.
-                (
-                    if src == Source::Mx {
-                        Source::Route
-                    } else {
-                        src
-                    },
-                    sec,
-                    c,
-                )
+                let src = if src == Source::Mx {
+                    Source::Route
+                } else {
+                    src
+                };
+                Ok((src, sec, c))
             }
-            None => self.mx_candidates(resolver, domain, 25).await?,
+            None => self.mx_candidates(resolver, domain, 25).await,
+        }
+    }
+
+    /// dane-rules §2 for one candidate: its addresses, TLSA records and
+    /// requirement, or why it is skipped.
+    async fn host(
+        &self,
+        resolver: &dyn Resolver,
+        level: Level,
+        mx_security: Security,
+        c: Candidate,
+    ) -> Result<Host, Skipped> {
+        let skip = |name: &str, reason| Skipped {
+            name: name.to_owned(),
+            reason,
         };
-        let mut hosts = Vec::new();
-        let mut skipped = Vec::new();
-        for c in candidates.into_iter().take(self.max_hosts) {
-            let found = match self.addresses(resolver, &c.name).await {
-                Ok(found) => found,
-                Err(reason) => {
-                    skipped.push(Skipped {
-                        name: c.name,
-                        reason,
-                    });
-                    continue;
-                }
-            };
-            let tlsa = if level.wants_tlsa() {
-                match self.tlsa(resolver, &c.name, c.port, &found).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        skipped.push(Skipped {
-                            name: c.name,
-                            reason: SkipReason::Dns(e),
-                        });
-                        continue;
-                    }
-                }
-            } else {
-                TlsaFound::not_looked()
-            };
-            let requirement = policy::decide(level, mx_security.is_secure(), tlsa.status);
-            hosts.push(Host {
-                name: c.name,
-                port: c.port,
-                preference: c.preference,
-                addresses: found.addresses,
-                address_security: found.security,
-                alias: found.alias,
-                tlsa: tlsa.status,
-                tlsa_base: tlsa.base,
-                tlsa_records: tlsa.records,
-                requirement,
-            });
-        }
-        if hosts.is_empty() {
-            let definite = skipped
-                .iter()
-                .all(|s| matches!(s.reason, SkipReason::NoAddress));
-            return Err(PlanError::NoHost {
-                domain: domain.to_owned(),
-                problems: skipped,
-                definite,
-            });
-        }
-        Ok(Plan {
-            domain: domain.to_owned(),
-            level,
-            mx_security,
-            source,
-            hosts,
-            skipped,
+        let found = self
+            .addresses(resolver, &c.name)
+            .await
+            .map_err(|r| skip(&c.name, r))?;
+        let tlsa = if level.wants_tlsa() {
+            self.tlsa(resolver, &c.name, c.port, &found)
+                .await
+                .map_err(|e| skip(&c.name, SkipReason::Dns(e)))?
+        } else {
+            TlsaFound::not_looked()
+        };
+        let requirement = policy::decide(level, mx_security.is_secure(), tlsa.status);
+        Ok(Host {
+            name: c.name,
+            port: c.port,
+            preference: c.preference,
+            addresses: found.addresses,
+            address_security: found.security,
+            alias: found.alias,
+            tlsa: tlsa.status,
+            tlsa_base: tlsa.base,
+            tlsa_records: tlsa.records,
+            requirement,
         })
     }
 
@@ -690,6 +724,38 @@ pub(crate) mod tests {
                 assert!(definite);
                 assert_eq!(problems[0].name, "ghost.noaddr.example");
             }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn internationalised_domains_are_looked_up_in_a_labels() {
+        let mut r = lab();
+        r.mx.insert(
+            "xn--bcher-kva.example".into(),
+            records(vec![mx(10, "mx.xn--bcher-kva.example")]),
+        );
+        r.a.insert(
+            "mx.xn--bcher-kva.example".into(),
+            records(vec![Ipv4Addr::new(192, 0, 2, 44)]),
+        );
+        for written in ["bücher.example", "xn--bcher-kva.example"] {
+            let p = Planner::default()
+                .plan(&r, &Config::default(), written)
+                .await
+                .unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert_eq!(p.domain, "xn--bcher-kva.example", "{written}");
+            assert_eq!(p.unicode, "bücher.example", "{written}");
+            assert_eq!(p.hosts[0].name, "mx.xn--bcher-kva.example");
+        }
+        match Planner::default()
+            .plan(&r, &Config::default(), "bü\u{0}cher.example")
+            .await
+        {
+            Err(PlanError::BadDomain(e)) => assert_eq!(
+                e.to_string(),
+                "recipient domain bü\\u{0}cher.example is not a valid domain name: label bü\\u{0}cher: \\u{0} (U+0000) is not allowed in a domain name"
+            ),
             other => panic!("unexpected {other:?}"),
         }
     }

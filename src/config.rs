@@ -166,6 +166,14 @@ pub struct Dns {
     pub timeout: u64,
     /// Address families to deliver over.
     pub families: Families,
+    /// `danegate doctor`: a name that must come back secure (default: the
+    /// trust anchor's zone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doctor_secure_name: Option<String>,
+    /// `danegate doctor`: a name whose DNSSEC is broken on purpose, which
+    /// must fail validation (default: none, not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doctor_bogus_name: Option<String>,
 }
 
 /// Which address families to look up and connect over.
@@ -185,6 +193,8 @@ impl Default for Dns {
             trust_anchor_file: None,
             timeout: 10,
             families: Families::Both,
+            doctor_secure_name: None,
+            doctor_bogus_name: None,
         }
     }
 }
@@ -505,6 +515,8 @@ mod tests {
             "trust_anchor_file",
             "timeout",
             "families",
+            "doctor_secure_name",
+            "doctor_bogus_name",
             "format",
             "dir",
             "default",

@@ -57,6 +57,25 @@ pub(super) async fn exchange(
     }
 }
 
+/// One UDP exchange, with no TCP retry on truncation (the doctor asks
+/// each transport on its own).
+pub(super) async fn udp_only(
+    server: SocketAddr,
+    bytes: &[u8],
+    id: u16,
+) -> std::io::Result<Message> {
+    udp(server, bytes, id).await
+}
+
+/// One TCP exchange.
+pub(super) async fn tcp_only(
+    server: SocketAddr,
+    bytes: &[u8],
+    id: u16,
+) -> std::io::Result<Message> {
+    tcp(server, bytes, id).await
+}
+
 async fn udp(server: SocketAddr, bytes: &[u8], id: u16) -> std::io::Result<Message> {
     let local: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
@@ -369,7 +388,7 @@ pub(crate) async fn ask_authoritative_tlsa(
 }
 
 /// A response code's mnemonic, as dig and the RFCs write it.
-fn rcode_name(code: ResponseCode) -> String {
+pub(super) fn rcode_name(code: ResponseCode) -> String {
     match code {
         ResponseCode::NoError => "NOERROR".to_owned(),
         ResponseCode::FormErr => "FORMERR".to_owned(),

@@ -102,6 +102,11 @@ impl Chain {
         self.links.iter().map(|l| l.ttl).min().unwrap_or(u32::MAX)
     }
 
+    /// The name at the end of the chain.
+    pub fn end(&self) -> Name {
+        self.owner.clone()
+    }
+
     /// The name at the end, lowercase, without trailing dot.
     pub fn target(&self) -> String {
         host(&self.owner)

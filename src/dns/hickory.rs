@@ -13,7 +13,9 @@
 //!   when a secure DNAME in the same answer synthesises exactly it;
 //! - a secure CNAME followed by a secure denial at its target: hickory
 //!   checks the denial against the alias and calls it bogus: the target is
-//!   then asked on its own and the two answers are combined.
+//!   then asked on its own and the two answers are combined;
+//! - a name error whose next closer name an opt-out NSEC3 covers is
+//!   insecure, as unbound has it (hickory: secure; see [`nsec3`]).
 //!
 //! NSEC3 iterations (RFC 9276): denials with more than
 //! [`NSEC3_ITERATION_LIMIT`] iterations are insecure, never bogus, like
@@ -34,6 +36,7 @@ use super::cache::{Backend, RawAnswer, RawKind};
 use super::chain::Chain;
 use super::explain::{Cause, Explainer};
 use super::forward::CdHandle;
+use super::nsec3;
 use super::wire::negative_ttl;
 use super::{Alias, BoxFuture, FailureKind, Security};
 
@@ -186,10 +189,12 @@ fn classify_answer(
         });
     }
     // A denial hickory let through: secure when the NSEC/NSEC3 records
-    // proving it were validated (an insecure zone has none).
+    // proving it were validated (an insecure zone has none), but for a
+    // name error under an opt-out span (see `nsec3`).
     let proven = response.authorities.iter().any(|r| {
         matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3) && r.proof == Proof::Secure
-    });
+    }) && !(response.response_code == ResponseCode::NXDomain
+        && nsec3::nxdomain_opt_out(&chain.end(), &response.authorities));
     denial(
         response.response_code,
         secure_if(proven && chain.secure()),

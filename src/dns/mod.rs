@@ -18,6 +18,7 @@ pub mod explain;
 mod forward;
 pub mod hickory;
 pub mod idn;
+mod nsec3;
 pub mod selftest;
 pub mod wire;
 

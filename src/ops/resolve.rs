@@ -10,9 +10,10 @@ use tracing::error;
 
 use crate::config::Config;
 use crate::dns::Probe;
+use crate::dns::Security;
 use crate::ops::lookups::{LookupReport, Recorder};
 use crate::outbound::failure::Failure;
-use crate::outbound::plan::{Plan, PlanError, Planner, Source};
+use crate::outbound::plan::{Host, Plan, PlanError, Planner, Skipped, Source};
 use crate::policy::{Requirement, TlsaStatus};
 use crate::tls::tlsa;
 
@@ -99,13 +100,51 @@ pub struct HostReport {
     pub name: String,
     pub port: u16,
     pub preference: u16,
-    pub addresses: Vec<String>,
-    pub address_security: String,
+    /// In the order they are tried.
+    pub addresses: Vec<AddressReport>,
     pub cname: Option<CnameReport>,
     pub tlsa_status: &'static str,
     pub tlsa_base: Option<String>,
     pub tlsa: Vec<TlsaReport>,
     pub requirement: String,
+}
+
+/// One address: the security of the RRset it came from, and what a
+/// connection to it must achieve (DANE applies to secure addresses).
+#[derive(Debug, Serialize)]
+pub struct AddressReport {
+    pub address: String,
+    pub security: String,
+    pub requirement: String,
+}
+
+impl HostReport {
+    /// `addresses (secure): a b` when every address has the host's
+    /// security and requirement; else each address with its own.
+    fn addresses_text(&self) -> String {
+        let first = self.addresses.first().map(|a| a.security.as_str());
+        let uniform = self
+            .addresses
+            .iter()
+            .all(|a| Some(a.security.as_str()) == first && a.requirement == self.requirement);
+        let list: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|a| {
+                if uniform {
+                    a.address.clone()
+                } else if a.requirement == self.requirement {
+                    format!("{} ({})", a.address, a.security)
+                } else {
+                    format!("{} ({}: {})", a.address, a.security, a.requirement)
+                }
+            })
+            .collect();
+        match first {
+            Some(sec) if uniform => format!("    addresses ({sec}): {}\n", list.join(" ")),
+            _ => format!("    addresses: {}\n", list.join(", ")),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -154,6 +193,53 @@ pub fn requirement(r: Requirement) -> String {
     }
 }
 
+fn mx_report(origin: Source, security: Security) -> MxReport {
+    MxReport {
+        source: source(origin),
+        security: security.to_string(),
+    }
+}
+
+fn skipped_report(p: &Skipped) -> SkippedReport {
+    SkippedReport {
+        name: p.name.clone(),
+        reason: p.to_string(),
+    }
+}
+
+fn host_report(h: &Host) -> HostReport {
+    HostReport {
+        name: h.name.clone(),
+        port: h.port,
+        preference: h.preference,
+        addresses: h
+            .address_list
+            .iter()
+            .map(|a| AddressReport {
+                address: a.ip.to_string(),
+                security: a.security.to_string(),
+                requirement: requirement(a.requirement),
+            })
+            .collect(),
+        cname: h.alias.as_ref().map(|a| CnameReport {
+            target: a.name.clone(),
+            secure: a.secure,
+        }),
+        tlsa_status: status(h.tlsa),
+        tlsa_base: h.tlsa_base.clone(),
+        tlsa: h
+            .tlsa_records
+            .iter()
+            .map(|t| TlsaReport {
+                record: t.to_string(),
+                usable: tlsa::usability(t).is_ok(),
+                unusable_reason: tlsa::usability(t).err().map(|u| u.to_string()),
+            })
+            .collect(),
+        requirement: requirement(h.requirement),
+    }
+}
+
 impl PlanReport {
     pub fn new(
         domain: &str,
@@ -174,8 +260,12 @@ impl PlanReport {
             error: None,
             lookups: Vec::new(),
         };
-        let plan = match plan {
-            Ok(p) => p,
+        match plan {
+            Ok(p) => {
+                report.mx = Some(mx_report(p.source, p.mx_security));
+                report.skipped = p.skipped.iter().map(skipped_report).collect();
+                report.hosts = p.hosts.iter().map(host_report).collect();
+            }
             Err(e) => {
                 if let PlanError::NoHost {
                     problems,
@@ -184,61 +274,12 @@ impl PlanReport {
                     ..
                 } = &e
                 {
-                    report.mx = Some(MxReport {
-                        source: source(*origin),
-                        security: mx_security.to_string(),
-                    });
-                    report.skipped = problems
-                        .iter()
-                        .map(|p| SkippedReport {
-                            name: p.name.clone(),
-                            reason: p.to_string(),
-                        })
-                        .collect();
+                    report.mx = Some(mx_report(*origin, *mx_security));
+                    report.skipped = problems.iter().map(skipped_report).collect();
                 }
                 report.error = Some(Failure::Plan(e).reply().to_string());
-                return report;
             }
-        };
-        report.mx = Some(MxReport {
-            source: source(plan.source),
-            security: plan.mx_security.to_string(),
-        });
-        report.skipped = plan
-            .skipped
-            .iter()
-            .map(|p| SkippedReport {
-                name: p.name.clone(),
-                reason: p.to_string(),
-            })
-            .collect();
-        report.hosts = plan
-            .hosts
-            .iter()
-            .map(|h| HostReport {
-                name: h.name.clone(),
-                port: h.port,
-                preference: h.preference,
-                addresses: h.addresses.iter().map(|a| a.to_string()).collect(),
-                address_security: h.address_security.to_string(),
-                cname: h.alias.as_ref().map(|a| CnameReport {
-                    target: a.name.clone(),
-                    secure: a.secure,
-                }),
-                tlsa_status: status(h.tlsa),
-                tlsa_base: h.tlsa_base.clone(),
-                tlsa: h
-                    .tlsa_records
-                    .iter()
-                    .map(|t| TlsaReport {
-                        record: t.to_string(),
-                        usable: tlsa::usability(t).is_ok(),
-                        unusable_reason: tlsa::usability(t).err().map(|u| u.to_string()),
-                    })
-                    .collect(),
-                requirement: requirement(h.requirement),
-            })
-            .collect();
+        }
         report
     }
 
@@ -259,11 +300,7 @@ impl PlanReport {
                 "  host {} port {} preference {}: {}\n",
                 h.name, h.port, h.preference, h.requirement
             );
-            out += &format!(
-                "    addresses ({}): {}\n",
-                h.address_security,
-                h.addresses.join(" ")
-            );
+            out += &h.addresses_text();
             if let Some(c) = &h.cname {
                 out += &format!(
                     "    CNAME to {} ({})\n",
@@ -300,5 +337,52 @@ impl PlanReport {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(ip: &str, security: &str, requirement: &str) -> AddressReport {
+        AddressReport {
+            address: ip.into(),
+            security: security.into(),
+            requirement: requirement.into(),
+        }
+    }
+
+    fn host(addresses: Vec<AddressReport>) -> HostReport {
+        HostReport {
+            name: "mx.example".into(),
+            port: 25,
+            preference: 10,
+            addresses,
+            cname: None,
+            tlsa_status: "usable",
+            tlsa_base: Some("mx.example".into()),
+            tlsa: Vec::new(),
+            requirement: "DANE required".into(),
+        }
+    }
+
+    #[test]
+    fn addresses_show_their_own_security_when_they_differ() {
+        let same = host(vec![
+            address("::1", "secure", "DANE required"),
+            address("192.0.2.1", "secure", "DANE required"),
+        ]);
+        assert_eq!(
+            same.addresses_text(),
+            "    addresses (secure): ::1 192.0.2.1\n"
+        );
+        let mixed = host(vec![
+            address("2001:db8::1", "insecure", "opportunistic TLS"),
+            address("192.0.2.1", "secure", "DANE required"),
+        ]);
+        assert_eq!(
+            mixed.addresses_text(),
+            "    addresses: 2001:db8::1 (insecure: opportunistic TLS), 192.0.2.1 (secure)\n"
+        );
     }
 }

@@ -127,7 +127,7 @@ fn handshake_failed(e: &OutboundError) -> bool {
 }
 
 /// dane-rules §3–4 for one host: each address in turn with the protection
-/// the policy requires; in test mode, what enforcement would defer is
+/// the policy requires of that address; in test mode, what enforcement would defer is
 /// logged and delivery goes on with the best connection available.
 async fn try_host(
     ctx: &Context,
@@ -136,18 +136,23 @@ async fn try_host(
 ) -> Result<Client<TcpStream>, OutboundError> {
     let test = ctx.config.policy.mode == Mode::Test;
     let mut last = None;
-    for ip in &host.addresses {
+    // Each address with its own requirement: DANE applies to addresses
+    // from secure RRsets (plan.rs, dane-rules §2 per address).
+    for address in &host.address_list {
         let peer = Peer {
             host: host.name.clone(),
-            addr: SocketAddr::new(*ip, host.port),
+            addr: SocketAddr::new(address.ip, host.port),
         };
-        let wanted = match host.requirement {
+        let wanted = match address.requirement {
             Requirement::Refuse(reason) if test => {
                 metrics::global().would_defer("policy");
                 warn!(peer = %peer, "TEST MODE: would defer: {reason}; delivering anyway, nothing enforced");
                 Protection::Opportunistic
             }
-            Requirement::Refuse(reason) => return Err(OutboundError::Refused { peer, reason }),
+            Requirement::Refuse(reason) => {
+                last = Some(OutboundError::Refused { peer, reason });
+                continue;
+            }
             Requirement::Opportunistic => Protection::Opportunistic,
             Requirement::TlsRequired => Protection::Encrypt,
             Requirement::DaneRequired => Protection::Dane,

@@ -1,10 +1,28 @@
 //! The next-hop planner: from a recipient domain to the ordered list of
 //! hosts to try, each with its addresses and the TLS requirement the
-//! policy imposes on it (dane-rules §1–2), or the reason the domain must be
-//! deferred or rejected.
+//! policy imposes on each address (dane-rules §1–2), or the reason the
+//! domain must be deferred or rejected.
 //!
-//! The planner asks DNS through the [`Resolver`] trait and decides through
-//! `policy::decide`; it does not connect anywhere.
+//! dane-rules §2 per address, as Postfix keeps the DNSSEC status per
+//! address record:
+//! 1. A and AAAA are looked up separately; every address carries the
+//!    security of the RRset it came from. A family that does not exist
+//!    (NODATA) contributes no addresses; a family whose lookup failed
+//!    contributes none either, and the host is skipped only when no family
+//!    gave an address (with the failure as the reason, never "no host").
+//! 2. DANE applies to an address from a secure RRset, or to any address
+//!    of a host name that is a secure CNAME. TLSA records are looked up
+//!    when DANE applies to at least one address, so one family's insecure
+//!    answer (an NSEC3 denial above the iteration limit, an unsigned
+//!    zone) never takes DANE away from the other's secure addresses.
+//! 3. An address DANE applies to gets the host's requirement (§2.4: DANE
+//!    required, TLS required, or opportunistic); any other address gets
+//!    what the policy level asks without TLSA records (opportunistic under
+//!    `dane`, refused under `dane-only`).
+//!
+//! Recipient domains in U-labels are planned in their A-label form
+//! (`dns::idn`). The planner asks DNS through the [`Resolver`] trait and
+//! decides through `policy::decide`; it does not connect anywhere.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -73,8 +91,12 @@ pub struct Host {
     pub name: String,
     pub port: u16,
     pub preference: u16,
+    /// The addresses in the order to try (the `ip` of `address_list`).
     pub addresses: Vec<IpAddr>,
-    /// Security of the address records (and of any CNAME chain).
+    /// Every address with the security of the RRset it came from and
+    /// what a connection to it must achieve (dane-rules §2 per address).
+    pub address_list: Vec<Address>,
+    /// Secure when every address RRset (and any CNAME chain) was.
     pub address_security: Security,
     /// Where the host name's CNAME chain led, if it is an alias.
     pub alias: Option<Alias>,
@@ -85,6 +107,8 @@ pub struct Host {
     /// Every TLSA record found at the base (usable or not), in a secure
     /// RRset; empty otherwise.
     pub tlsa_records: Vec<Tlsa>,
+    /// What connections to the addresses DANE applies to must achieve
+    /// (each address has its own in `address_list`).
     pub requirement: Requirement,
 }
 
@@ -95,6 +119,17 @@ impl Host {
             .iter()
             .filter(|t| tlsa::usability(t).is_ok())
     }
+}
+
+/// One address of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    pub ip: IpAddr,
+    /// Security of the A or AAAA RRset it came from.
+    pub security: Security,
+    /// What a connection to it must achieve: the host's requirement when
+    /// DANE applies to it, else the policy's without TLSA records.
+    pub requirement: Requirement,
 }
 
 /// A host that cannot be used, and why.
@@ -305,13 +340,35 @@ impl Planner {
         } else {
             TlsaFound::not_looked()
         };
-        let requirement = policy::decide(level, mx_security.is_secure(), tlsa.status);
+        let mx_secure = mx_security.is_secure();
+        let requirement = policy::decide(level, mx_secure, tlsa.status);
+        // An address DANE does not apply to is planned as if no TLSA
+        // lookup had been made (dane-rules §2.1 per address).
+        let without_dane = policy::decide(level, mx_secure, TlsaStatus::NotLooked);
+        let address_list: Vec<Address> = found
+            .list
+            .iter()
+            .map(|&(ip, security)| Address {
+                ip,
+                security,
+                requirement: if found.dane_applies(security) {
+                    requirement
+                } else {
+                    without_dane
+                },
+            })
+            .collect();
+        let address_security = found
+            .list
+            .iter()
+            .fold(Security::Secure, |acc, &(_, s)| acc.and(s));
         Ok(Host {
             name: c.name,
             port: c.port,
             preference: c.preference,
-            addresses: found.addresses,
-            address_security: found.security,
+            addresses: found.list.iter().map(|&(ip, _)| ip).collect(),
+            address_list,
+            address_security,
             alias: found.alias,
             tlsa: tlsa.status,
             tlsa_base: tlsa.base,
@@ -393,12 +450,13 @@ impl Planner {
         if name.parse::<IpAddr>().is_ok() {
             return Ok(TlsaFound::not_looked());
         }
-        let secure_alias = found.alias.as_ref().filter(|a| a.secure);
-        if !found.security.is_secure() && secure_alias.is_none() {
-            // Insecure addresses: no TLSA lookup at all, so that unsigned
-            // zones which fail on unknown types cannot block delivery.
+        if !found.any_dane() {
+            // No address DANE applies to: no TLSA lookup at all, so that
+            // unsigned zones which fail on unknown types cannot block
+            // delivery.
             return Ok(TlsaFound::not_looked());
         }
+        let secure_alias = found.alias.as_ref().filter(|a| a.secure);
         let mut bases = Vec::new();
         if let Some(a) = secure_alias {
             bases.push(a.name.clone());
@@ -442,29 +500,32 @@ impl Planner {
         })
     }
 
-    /// dane-rules §2.1: A and AAAA of one host.
+    /// dane-rules §2.1, per address: A and AAAA of one host, each address
+    /// with the security of its own RRset. A family whose lookup failed
+    /// contributes no addresses (as in Postfix); the host is skipped only
+    /// when no family gave an address, with the failure when there was
+    /// one (a failure never counts as "no such host").
     async fn addresses(
         &self,
         resolver: &dyn Resolver,
         name: &str,
     ) -> Result<Addresses, SkipReason> {
         if let Ok(ip) = name.parse::<IpAddr>() {
+            // An address literal (a route or the recipient domain) comes
+            // from local configuration or the envelope, not from DNS.
             return Ok(Addresses {
-                addresses: vec![ip],
-                security: Security::Secure,
+                list: vec![(ip, Security::Secure)],
                 alias: None,
             });
         }
-        let mut addresses = Vec::new();
-        let mut security = Security::Secure;
+        let mut list = Vec::new();
         let mut failure = None;
         let mut alias = None;
         if self.families != Families::Ipv4Only {
             match resolver.ipv6(name).await {
                 Ok(l) => {
-                    security = security.and(l.security());
                     alias = alias.or_else(|| canonical(&l));
-                    addresses.extend(l.records().iter().map(|a| IpAddr::V6(*a)));
+                    list.extend(l.records().iter().map(|a| (IpAddr::V6(*a), l.security())));
                 }
                 Err(e) => failure = Some(e),
             }
@@ -472,34 +533,37 @@ impl Planner {
         if self.families != Families::Ipv6Only {
             match resolver.ipv4(name).await {
                 Ok(l) => {
-                    security = security.and(l.security());
                     alias = alias.or_else(|| canonical(&l));
-                    addresses.extend(l.records().iter().map(|a| IpAddr::V4(*a)));
+                    list.extend(l.records().iter().map(|a| (IpAddr::V4(*a), l.security())));
                 }
                 Err(e) => failure = Some(e),
             }
         }
-        if let Some(e) = failure {
-            // A failed lookup never counts as "no such record": the host
-            // is skipped with the failure remembered.
-            return Err(SkipReason::Dns(e));
+        if list.is_empty() {
+            return Err(failure.map_or(SkipReason::NoAddress, SkipReason::Dns));
         }
-        if addresses.is_empty() {
-            return Err(SkipReason::NoAddress);
-        }
-        Ok(Addresses {
-            addresses,
-            security,
-            alias,
-        })
+        Ok(Addresses { list, alias })
     }
 }
 
-/// A host's addresses and how they were found.
+/// A host's addresses, each with the security of its RRset, and where
+/// the host name's CNAME chain led.
 struct Addresses {
-    addresses: Vec<IpAddr>,
-    security: Security,
+    list: Vec<(IpAddr, Security)>,
     alias: Option<Alias>,
+}
+
+impl Addresses {
+    /// dane-rules §2.1: TLSA records apply to connections to an address
+    /// from a secure RRset, or to any address of a name that is a secure
+    /// CNAME (its TLSA records are then asked at the alias).
+    fn dane_applies(&self, security: Security) -> bool {
+        security.is_secure() || self.alias.as_ref().is_some_and(|a| a.secure)
+    }
+
+    fn any_dane(&self) -> bool {
+        self.list.iter().any(|&(_, s)| self.dane_applies(s))
+    }
 }
 
 fn canonical<T>(l: &Lookup<T>) -> Option<Alias> {
@@ -848,7 +912,7 @@ mod tlsa_rules {
     use super::*;
     use crate::dns::{FailureKind, LookupResult, Mx};
     use crate::policy::RefuseReason;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn sec<T>(records: Vec<T>) -> LookupResult<T> {
         Ok(Lookup::Records {
@@ -1139,6 +1203,151 @@ mod tlsa_rules {
             assert_eq!(
                 (h.tlsa, h.tlsa_base.as_deref(), h.requirement),
                 (status, base, requirement),
+                "{domain} under {level}"
+            );
+        }
+    }
+
+    const IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x25);
+
+    /// Per-address domains: `mx.D` with the given A and AAAA answers and
+    /// a secure, usable TLSA record.
+    fn families_lab() -> TableResolver {
+        let mut r = lab();
+        let rows: [(&str, LookupResult<Ipv4Addr>, LookupResult<Ipv6Addr>); 6] = [
+            (
+                "aaaa-nodata-insecure.example",
+                sec(vec![IP]),
+                nodata(Security::Insecure),
+            ),
+            ("aaaa-insecure.example", sec(vec![IP]), insec(vec![IP6])),
+            ("a-insecure.example", insec(vec![IP]), sec(vec![IP6])),
+            (
+                "aaaa-fails.example",
+                sec(vec![IP]),
+                fail("mx.aaaa-fails.example", "AAAA"),
+            ),
+            ("both-insecure.example", insec(vec![IP]), insec(vec![IP6])),
+            ("both-secure.example", sec(vec![IP]), sec(vec![IP6])),
+        ];
+        for (d, a, aaaa) in rows {
+            domain(
+                &mut r,
+                d,
+                false,
+                a,
+                vec![(&format!("_25._tcp.mx.{d}"), sec(vec![ee()]))],
+            );
+            r.aaaa.insert(format!("mx.{d}"), aaaa);
+        }
+        r
+    }
+
+    /// (domain, policy, each address in the order tried: address,
+    /// security, requirement)
+    type PerAddress = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, Security, Requirement)],
+    );
+
+    const PER_ADDRESS: &[PerAddress] = &[
+        (
+            "aaaa-nodata-insecure.example",
+            "dane",
+            &[("192.0.2.25", Security::Secure, Requirement::DaneRequired)],
+        ),
+        (
+            "aaaa-insecure.example",
+            "dane",
+            &[
+                (
+                    "2001:db8::25",
+                    Security::Insecure,
+                    Requirement::Opportunistic,
+                ),
+                ("192.0.2.25", Security::Secure, Requirement::DaneRequired),
+            ],
+        ),
+        (
+            "aaaa-insecure.example",
+            "dane-only",
+            &[
+                (
+                    "2001:db8::25",
+                    Security::Insecure,
+                    Requirement::Refuse(RefuseReason::NoSecureTlsa),
+                ),
+                ("192.0.2.25", Security::Secure, Requirement::DaneRequired),
+            ],
+        ),
+        (
+            "a-insecure.example",
+            "dane",
+            &[
+                ("2001:db8::25", Security::Secure, Requirement::DaneRequired),
+                ("192.0.2.25", Security::Insecure, Requirement::Opportunistic),
+            ],
+        ),
+        (
+            "aaaa-fails.example",
+            "dane",
+            &[("192.0.2.25", Security::Secure, Requirement::DaneRequired)],
+        ),
+        (
+            "both-insecure.example",
+            "dane",
+            &[
+                (
+                    "2001:db8::25",
+                    Security::Insecure,
+                    Requirement::Opportunistic,
+                ),
+                ("192.0.2.25", Security::Insecure, Requirement::Opportunistic),
+            ],
+        ),
+        (
+            "both-insecure.example",
+            "encrypt",
+            &[
+                ("2001:db8::25", Security::Insecure, Requirement::TlsRequired),
+                ("192.0.2.25", Security::Insecure, Requirement::TlsRequired),
+            ],
+        ),
+        (
+            "both-secure.example",
+            "dane",
+            &[
+                ("2001:db8::25", Security::Secure, Requirement::DaneRequired),
+                ("192.0.2.25", Security::Secure, Requirement::DaneRequired),
+            ],
+        ),
+    ];
+
+    #[tokio::test]
+    async fn per_address_rules() {
+        let r = families_lab();
+        for &(domain, level, want) in PER_ADDRESS {
+            let config = Config::parse(&format!("[policy]\ndefault = \"{level}\"\n"), "t").unwrap();
+            let plan = Planner::default().plan(&r, &config, domain).await;
+            let plan = plan.unwrap_or_else(|e| panic!("{domain}/{level}: {e}"));
+            let got: Vec<(String, Security, Requirement)> = plan.hosts[0]
+                .address_list
+                .iter()
+                .map(|a| (a.ip.to_string(), a.security, a.requirement))
+                .collect();
+            let want: Vec<(String, Security, Requirement)> = want
+                .iter()
+                .map(|&(ip, s, q)| (ip.to_owned(), s, q))
+                .collect();
+            assert_eq!(got, want, "{domain} under {level}");
+            // The TLSA records are looked up (and usable) whenever DANE
+            // applies to one address.
+            let any_secure = want.iter().any(|(_, s, _)| s.is_secure());
+            let looked = plan.hosts[0].tlsa != TlsaStatus::NotLooked;
+            assert_eq!(
+                looked,
+                any_secure && level.starts_with("dane"),
                 "{domain} under {level}"
             );
         }

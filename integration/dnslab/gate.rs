@@ -131,10 +131,21 @@ pub struct Resolved {
 /// Runs `danegate resolve DOMAIN --json --config CONFIG` (bounded by the
 /// lab's `WAIT`); panics when the output is not JSON.
 pub fn resolve(config: &Path, domain: &str, extra_args: &[&str]) -> Resolved {
+    command(config, &["resolve", domain], extra_args)
+}
+
+/// Runs `danegate doctor --config CONFIG` (with `--json` among
+/// `extra_args` for JSON).
+pub fn doctor(config: &Path, extra_args: &[&str]) -> Resolved {
+    command(config, &["doctor"], extra_args)
+}
+
+/// Runs `danegate ARGS... EXTRA... --config CONFIG`.
+fn command(config: &Path, args: &[&str], extra_args: &[&str]) -> Resolved {
     let started = Instant::now();
     let out = run_output(
         Command::new(BIN)
-            .args(["resolve", domain])
+            .args(args)
             .args(extra_args)
             .arg("--config")
             .arg(config)
@@ -147,7 +158,8 @@ pub fn resolve(config: &Path, domain: &str, extra_args: &[&str]) -> Resolved {
     let json = if extra_args.contains(&"--json") {
         serde_json::from_str(&stdout).unwrap_or_else(|e| {
             panic!(
-                "danegate resolve {domain} --config {}: not JSON ({e}); exit {:?}\nstdout:\n{stdout}\nstderr:\n{log}",
+                "danegate {} --config {}: not JSON ({e}); exit {:?}\nstdout:\n{stdout}\nstderr:\n{log}",
+                args.join(" "),
                 config.display(),
                 out.status.code()
             )

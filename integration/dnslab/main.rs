@@ -41,12 +41,16 @@ mod zones;
 // addresses (good, mismatching, no STARTTLS, dual-key, insecure, expiring).
 mod check;
 mod dane;
+// `doctor`: the resolver self-test against every kind of resolver, with
+// dnsmasq as a loopback forwarder and a silent address (`forwarder`).
+mod doctor;
 mod examples;
 // `faultrun`: 1,000 messages through a legacy Postfix and danegate while a
 // receiver (`faultmx`), the resolver (`faultdns`) and the TLSA records fail.
 mod faultdns;
 mod faultmx;
 mod faultrun;
+mod forwarder;
 mod gate;
 mod published;
 mod relay;

@@ -19,7 +19,17 @@ use crate::strip::{StrippingResolver, STRIPPING};
 /// A config for `dns`, with the known-secure and known-bogus names of the
 /// lab and a per-question timeout of 2 s.
 fn config(lab: &DnsLab, name: &str, dns: Dns) -> std::path::PathBuf {
-    let text = gate::config(lab, gate::next_listen(), dns, "enforce", "").replace(
+    config_listening(lab, name, dns, gate::NOT_LISTENING)
+}
+
+/// The same, for a `danegate run` listening on `listen`.
+fn config_listening(
+    lab: &DnsLab,
+    name: &str,
+    dns: Dns,
+    listen: std::net::SocketAddr,
+) -> std::path::PathBuf {
+    let text = gate::config(lab, listen, dns, "enforce", "").replace(
         "[dns]\n",
         "[dns]\ntimeout = 2\ndoctor_secure_name = \"secure.test\"\ndoctor_bogus_name = \"bogus.test\"\n",
     );
@@ -209,7 +219,7 @@ fn doctor_warns_about_a_loopback_forwarder() {
     let lab = DnsLab::shared();
     let _dnsmasq = Dnsmasq::start();
     let dns = Dns::TrustAd { via: FORWARDER };
-    let cfg = config(&lab, "forwarder", dns);
+    let cfg = config_listening(&lab, "forwarder", dns, gate::next_listen());
     let got = gate::doctor(&cfg, &["--json"]);
     let r = &got.json;
     assert_eq!(got.status, Some(1), "{r:#}\n{}", got.log);
@@ -251,7 +261,7 @@ fn run_logs_the_doctor_verdict_at_start() {
         via: VALIDATING,
         anchor: Anchor::Ds,
     };
-    let mut run = Running::start(&config(&lab, "run-ok", dns));
+    let mut run = Running::start(&config_listening(&lab, "run-ok", dns, gate::next_listen()));
     let line = run.wait_log(
         "resolver self-test (danegate doctor): ok",
         Duration::from_secs(15),

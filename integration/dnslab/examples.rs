@@ -16,7 +16,7 @@ fn print_resolve_examples() {
     let config = gate::write_config(
         &lab,
         "examples",
-        &gate::config(&lab, gate::next_listen(), dns, "enforce", ""),
+        &gate::config(&lab, gate::NOT_LISTENING, dns, "enforce", ""),
     );
     for domain in [
         "secure.test",

@@ -81,6 +81,11 @@ impl Dns {
     }
 }
 
+/// The listen address of configs that are never run (`resolve`,
+/// `doctor`): nothing binds it, so every such config can share it.
+pub const NOT_LISTENING: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 59), 10025));
+
 /// A fresh listen address for one `danegate run` (127.0.53.60 and up,
 /// port 10025), so that no two runs of a test process ever share one.
 pub fn next_listen() -> SocketAddr {

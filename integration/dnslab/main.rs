@@ -57,12 +57,18 @@ mod relay;
 mod resolve;
 mod startup;
 mod strip;
+// `zoo_relay`: the DNAME, mixed-family and IDN (SMTPUTF8) zoo cases end to
+// end through a legacy Postfix and danegate to a Postfix receiver.
+mod zoo_relay;
 
 // The `lab` target's Postfix instances, for the end-to-end tests in `relay`
 // and `dane`.
 #[path = "../lab/client.rs"]
 #[allow(dead_code)]
 mod client;
+#[path = "../lab/message.rs"]
+#[allow(dead_code)]
+mod message;
 #[path = "../lab/postfix.rs"]
 #[allow(dead_code)]
 mod postfix;

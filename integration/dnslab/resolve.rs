@@ -393,7 +393,7 @@ fn check_every_case(dns: Dns) {
     let config = gate::write_config(
         &lab,
         &format!("resolve-{}", dns.label()),
-        &gate::config(&lab, gate::next_listen(), dns, "enforce", ""),
+        &gate::config(&lab, gate::NOT_LISTENING, dns, "enforce", ""),
     );
     let mut wrong = Vec::new();
     for case in CASES {
@@ -482,7 +482,7 @@ fn zoo_verdicts_agree_with_unbound() {
             gate::write_config(
                 &lab,
                 &format!("zoo-{}", dns.label()),
-                &gate::config(&lab, gate::next_listen(), *dns, "enforce", ""),
+                &gate::config(&lab, gate::NOT_LISTENING, *dns, "enforce", ""),
             )
         })
         .collect();
@@ -579,7 +579,7 @@ fn resolve_honours_address_families() {
         via: VALIDATING,
         anchor: Anchor::Dnskey,
     };
-    let base = gate::config(&lab, gate::next_listen(), dns, "enforce", "");
+    let base = gate::config(&lab, gate::NOT_LISTENING, dns, "enforce", "");
     let dane =
         |ip: &str| json!([{"address": ip, "security": "secure", "requirement": "DANE required"}]);
     for (family, mx1, mx2) in [
@@ -622,7 +622,7 @@ fn resolve_text_output_marks_every_answer() {
     let config = gate::write_config(
         &lab,
         "resolve-text",
-        &gate::config(&lab, gate::next_listen(), dns, "enforce", ""),
+        &gate::config(&lab, gate::NOT_LISTENING, dns, "enforce", ""),
     );
     let got = gate::resolve(&config, "unusable.test", &[]);
     let text = got.json.as_str().unwrap_or_default().to_string();
@@ -685,7 +685,7 @@ fn resolve_internationalised_domains() {
     let config = gate::write_config(
         &lab,
         "resolve-idn",
-        &gate::config(&lab, gate::next_listen(), dns, "enforce", ""),
+        &gate::config(&lab, gate::NOT_LISTENING, dns, "enforce", ""),
     );
     let (want, _) = expected(&lab, dns, Case::get("xn--bcher-kva.test"));
     for written in ["bücher.test", "BÜCHER.test", "xn--bcher-kva.test"] {

@@ -109,11 +109,8 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureAlgorithm, SignatureScheme};
 use serde::Serialize;
 use sha2::{Digest, Sha256, Sha512};
 use tokio::net::TcpStream;
@@ -130,7 +127,8 @@ use crate::outbound::plan::{Host, PlanError, Planner, Source};
 use crate::outbound::stage::Stage;
 use crate::policy::{Level, Requirement, TlsaStatus};
 use crate::tls::dane::{select_records, verify_chain, DaneMatch, ReferenceIds};
-use crate::tls::{TlsState, UnauthenticatedVerifier};
+use crate::tls::record::Recorder;
+use crate::tls::{probe_config, CertificateDer, Keys, TlsState, UnixTime};
 
 /// `danegate check`.
 #[derive(clap::Args, Debug)]
@@ -804,147 +802,6 @@ fn expiry_warnings(chain: &[CertReport], dane_ee_leaf: bool, what: &str, out: &m
     }
 }
 
-/// Which signature algorithms a handshake offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keys {
-    Any,
-    Rsa,
-    Ecdsa,
-}
-
-impl Keys {
-    fn name(self) -> &'static str {
-        match self {
-            Keys::Any => "any",
-            Keys::Rsa => "RSA",
-            Keys::Ecdsa => "ECDSA",
-        }
-    }
-
-    fn allows(self, scheme: SignatureScheme) -> bool {
-        use SignatureScheme as S;
-        match self {
-            Keys::Any => true,
-            Keys::Rsa => matches!(
-                scheme,
-                S::RSA_PKCS1_SHA1
-                    | S::RSA_PKCS1_SHA256
-                    | S::RSA_PKCS1_SHA384
-                    | S::RSA_PKCS1_SHA512
-                    | S::RSA_PSS_SHA256
-                    | S::RSA_PSS_SHA384
-                    | S::RSA_PSS_SHA512
-            ),
-            Keys::Ecdsa => matches!(
-                scheme,
-                S::ECDSA_SHA1_Legacy
-                    | S::ECDSA_NISTP256_SHA256
-                    | S::ECDSA_NISTP384_SHA384
-                    | S::ECDSA_NISTP521_SHA512
-            ),
-        }
-    }
-
-    /// The TLS 1.2 suites' signature algorithm (TLS 1.3 suites name none).
-    fn algorithm(self) -> Option<SignatureAlgorithm> {
-        match self {
-            Keys::Any => None,
-            Keys::Rsa => Some(SignatureAlgorithm::RSA),
-            Keys::Ecdsa => Some(SignatureAlgorithm::ECDSA),
-        }
-    }
-}
-
-/// The unauthenticated verifier (any chain, handshake signatures always
-/// verified), offering only the schemes of `keys` and remembering the
-/// chain the server presented.
-#[derive(Debug)]
-struct Recorder {
-    inner: UnauthenticatedVerifier,
-    keys: Keys,
-    chain: Mutex<Vec<CertificateDer<'static>>>,
-}
-
-impl Recorder {
-    fn new(keys: Keys) -> Recorder {
-        Recorder {
-            inner: UnauthenticatedVerifier::new(crate::tls::provider()),
-            keys,
-            chain: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn chain(&self) -> Vec<CertificateDer<'static>> {
-        self.chain.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut chain) = self.chain.lock() {
-            *chain = std::iter::once(end_entity)
-                .chain(intermediates)
-                .map(|c| c.clone().into_owned())
-                .collect();
-        }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner
-            .supported_verify_schemes()
-            .into_iter()
-            .filter(|s| self.keys.allows(*s))
-            .collect()
-    }
-}
-
-/// A client configuration around `verifier`: TLS 1.2 suites limited to
-/// those signing with `keys`' algorithm, no session resumption (a resumed
-/// session shows no certificate).
-fn client_config(verifier: Arc<Recorder>, keys: Keys) -> Arc<ClientConfig> {
-    let mut provider = (*crate::tls::provider()).clone();
-    if let Some(alg) = keys.algorithm() {
-        provider
-            .cipher_suites
-            .retain(|s| s.usable_for_signature_algorithm(alg));
-    }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.resumption = rustls::client::Resumption::disabled();
-    Arc::new(config)
-}
-
 /// One conversation up to the end of the second EHLO, then QUIT.
 struct Handshake {
     result: Result<TlsState, OutboundError>,
@@ -956,7 +813,7 @@ async fn handshake(ctx: &Ctx, peer: &Peer, sni: Option<String>, keys: Keys) -> H
     let recorder = Arc::new(Recorder::new(keys));
     let hello = Hello {
         hostname: ctx.hostname.clone(),
-        tls_config: client_config(recorder.clone(), keys),
+        tls_config: probe_config(recorder.clone()),
         sni,
         tls: TlsMode::Required,
         timeouts: ctx.timeouts.clone(),
@@ -1562,44 +1419,6 @@ mod tests {
                 "RSA key's certificate at depth 0 (CN=c0) expired on 2030-01-01T00:00:00Z (DANE-EE ignores dates, so it still verifies)",
                 "RSA key's certificate at depth 1 (CN=c1) expires on 2030-01-01T00:00:00Z, in 3 days",
             ]
-        );
-    }
-
-    #[test]
-    fn probe_schemes_are_only_those_of_the_key_type() {
-        let all = UnauthenticatedVerifier::new(crate::tls::provider()).supported_verify_schemes();
-        let rsa = Recorder::new(Keys::Rsa).supported_verify_schemes();
-        let ecdsa = Recorder::new(Keys::Ecdsa).supported_verify_schemes();
-        assert_eq!(Recorder::new(Keys::Any).supported_verify_schemes(), all);
-        assert!(rsa.contains(&SignatureScheme::RSA_PSS_SHA256), "{rsa:?}");
-        assert!(
-            rsa.iter().all(|s| format!("{s:?}").starts_with("RSA_")),
-            "{rsa:?}"
-        );
-        assert!(
-            ecdsa.contains(&SignatureScheme::ECDSA_NISTP256_SHA256),
-            "{ecdsa:?}"
-        );
-        assert!(
-            ecdsa.iter().all(|s| format!("{s:?}").starts_with("ECDSA_")),
-            "{ecdsa:?}"
-        );
-        // The TLS 1.2 suites follow: ECDHE_RSA ones for RSA only.
-        let config = client_config(Arc::new(Recorder::new(Keys::Rsa)), Keys::Rsa);
-        let suites: Vec<String> = config
-            .crypto_provider()
-            .cipher_suites
-            .iter()
-            .map(|s| format!("{:?}", s.suite()))
-            .collect();
-        assert!(suites.iter().any(|s| s.contains("ECDHE_RSA")), "{suites:?}");
-        assert!(!suites.iter().any(|s| s.contains("ECDSA")), "{suites:?}");
-        assert!(suites.iter().any(|s| s.starts_with("TLS13_")), "{suites:?}");
-        // No resumption: every handshake must show its certificate.
-        let resumption = format!("{:?}", config.resumption);
-        assert!(
-            resumption.contains("NoClientSessionStorage"),
-            "{resumption}"
         );
     }
 

@@ -112,22 +112,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::error;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-use x509_parser::public_key::PublicKey;
-use x509_parser::x509::SubjectPublicKeyInfo;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::{Config, LogFormat, Timeouts};
 use crate::dns::{Probe, Resolver, Tlsa};
+use crate::ops::certs::{dns_names, hex, key_algorithm, short_record};
+use crate::ops::dates::rfc3339;
+use crate::ops::resolve::{requirement, source, tlsa_status, CnameReport, MxReport, SkippedReport};
 use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
 use crate::outbound::plan::{Host, PlanError, Planner, Source};
 use crate::outbound::stage::Stage;
 use crate::policy::{Level, Requirement, TlsaStatus};
 use crate::tls::dane::{select_records, verify_chain, DaneMatch, ReferenceIds};
 use crate::tls::record::Recorder;
+use crate::tls::tlsa;
 use crate::tls::{probe_config, CertificateDer, Keys, TlsState, UnixTime};
 
 /// `danegate check`.
@@ -244,18 +246,6 @@ pub struct CheckReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct MxReport {
-    pub source: &'static str,
-    pub security: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SkippedReport {
-    pub name: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Serialize)]
 pub struct HostCheck {
     pub name: String,
     pub port: u16,
@@ -270,12 +260,6 @@ pub struct HostCheck {
     pub tlsa: Vec<TlsaReport>,
     pub problems: Vec<String>,
     pub addresses: Vec<AddressCheck>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CnameReport {
-    pub target: String,
-    pub secure: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -493,24 +477,6 @@ struct Ctx {
     now: UnixTime,
 }
 
-fn source(s: Source) -> &'static str {
-    match s {
-        Source::Route => "route",
-        Source::Mx => "mx",
-        Source::ImplicitMx => "implicit-mx",
-        Source::Literal => "address-literal",
-    }
-}
-
-fn tlsa_status(s: TlsaStatus) -> &'static str {
-    match s {
-        TlsaStatus::NotLooked => "not-looked-up",
-        TlsaStatus::NoSecureTlsa => "none-secure",
-        TlsaStatus::AllUnusable => "all-unusable",
-        TlsaStatus::Usable => "usable",
-    }
-}
-
 /// Why a host gets no DANE (dane-rules §2).
 fn no_dane_reason(host: &Host) -> String {
     let tlsa_name = format!("_{}._tcp.{}", host.port, host.name);
@@ -530,7 +496,7 @@ fn no_dane_reason(host: &Host) -> String {
             host.port,
             host.tlsa_base.as_deref().unwrap_or(&host.name)
         ),
-        TlsaStatus::Usable => format!("requirement is {}", crate::ops::resolve::requirement(host.requirement)),
+        TlsaStatus::Usable => format!("requirement is {}", requirement(host.requirement)),
     }
 }
 
@@ -546,7 +512,7 @@ async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
             target: a.name.clone(),
             secure: a.secure,
         }),
-        requirement: crate::ops::resolve::requirement(host.requirement),
+        requirement: requirement(host.requirement),
         dane,
         ok: false,
         tlsa_status: tlsa_status(host.tlsa),
@@ -559,9 +525,9 @@ async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
             .iter()
             .map(|t| TlsaReport {
                 record: t.to_string(),
-                usable: crate::tls::tlsa::usability(t).is_ok(),
+                usable: tlsa::usability(t).is_ok(),
                 used: used.contains(t),
-                unusable_reason: crate::tls::tlsa::usability(t).err().map(|u| u.to_string()),
+                unusable_reason: tlsa::usability(t).err().map(|u| u.to_string()),
             })
             .collect(),
         problems: Vec::new(),
@@ -995,7 +961,7 @@ fn cert_report(depth: usize, der: &[u8], records: &[Tlsa], now: UnixTime) -> Cer
             cert_sha256,
             tlsa_matches: records
                 .iter()
-                .filter(|r| record_matches(r, der, None))
+                .filter(|r| tlsa::matches(r, Some(der), None))
                 .map(|r| r.to_string())
                 .collect(),
         };
@@ -1003,26 +969,11 @@ fn cert_report(depth: usize, der: &[u8], records: &[Tlsa], now: UnixTime) -> Cer
     let spki = cert.tbs_certificate.subject_pki.raw;
     let not_after = cert.validity().not_after.timestamp();
     let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let dns_names = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    GeneralName::DNSName(d) => Some((*d).to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     CertReport {
         depth,
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
-        dns_names,
+        dns_names: dns_names(&cert),
         key_algorithm: key_algorithm(cert.public_key()),
         not_before: rfc3339(cert.validity().not_before.timestamp()),
         not_after: rfc3339(not_after),
@@ -1031,106 +982,9 @@ fn cert_report(depth: usize, der: &[u8], records: &[Tlsa], now: UnixTime) -> Cer
         cert_sha256,
         tlsa_matches: records
             .iter()
-            .filter(|r| record_matches(r, der, Some(spki)))
+            .filter(|r| tlsa::matches(r, Some(der), Some(spki)))
             .map(|r| r.to_string())
             .collect(),
-    }
-}
-
-/// Whether a TLSA record's data matches a certificate (RFC 6698 §2.1:
-/// selector 0 the whole DER, 1 the SubjectPublicKeyInfo; matching type 0
-/// exact, 1 SHA-256, 2 SHA-512), whatever its usage.
-fn record_matches(record: &Tlsa, der: &[u8], spki: Option<&[u8]>) -> bool {
-    let selected = match (record.selector, spki) {
-        (0, _) => der,
-        (1, Some(spki)) => spki,
-        _ => return false,
-    };
-    match record.mtype {
-        0 => selected == record.data.as_slice(),
-        1 => Sha256::digest(selected).as_slice() == record.data.as_slice(),
-        2 => Sha512::digest(selected).as_slice() == record.data.as_slice(),
-        _ => false,
-    }
-}
-
-/// "RSA 2048", "ECDSA P-256", "Ed25519"...
-fn key_algorithm(spki: &SubjectPublicKeyInfo<'_>) -> String {
-    let oid = spki.algorithm.algorithm.to_id_string();
-    match oid.as_str() {
-        "1.2.840.113549.1.1.1" => match spki.parsed() {
-            Ok(PublicKey::RSA(k)) => format!("RSA {}", bit_length(k.modulus)),
-            _ => "RSA".into(),
-        },
-        "1.2.840.113549.1.1.10" => "RSA-PSS".into(),
-        "1.2.840.10045.2.1" => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string());
-            match curve.as_deref() {
-                Some("1.2.840.10045.3.1.7") => "ECDSA P-256".into(),
-                Some("1.3.132.0.34") => "ECDSA P-384".into(),
-                Some("1.3.132.0.35") => "ECDSA P-521".into(),
-                Some(other) => format!("ECDSA (curve {other})"),
-                None => "ECDSA".into(),
-            }
-        }
-        "1.3.101.112" => "Ed25519".into(),
-        "1.3.101.113" => "Ed448".into(),
-        other => format!("unknown ({other})"),
-    }
-}
-
-/// The bit length of a big-endian unsigned integer.
-fn bit_length(n: &[u8]) -> usize {
-    let n = match n.iter().position(|&b| b != 0) {
-        Some(i) => &n[i..],
-        None => return 0,
-    };
-    n.len() * 8 - n[0].leading_zeros() as usize
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// Seconds since 1970 as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// `3 1 1 2c8a4f01…`: a record with its data cut short, for text output.
-fn short_record(record: &str) -> String {
-    let mut fields = record.splitn(4, ' ');
-    let head: Vec<&str> = fields.by_ref().take(3).collect();
-    match fields.next() {
-        Some(data) if data.len() > 16 => format!("{} {}…", head.join(" "), &data[..16]),
-        Some(data) => format!("{} {data}", head.join(" ")),
-        None => record.to_owned(),
     }
 }
 
@@ -1276,13 +1130,14 @@ fn cert_text(c: &CertReport, indent: &str, out: &mut String) {
     }
     let _ = writeln!(out, "{indent}  SPKI SHA-256 {}", c.spki_sha256);
     for r in &c.tlsa_matches {
-        let _ = writeln!(out, "{indent}  matches TLSA {}", short_record(r));
+        let _ = writeln!(out, "{indent}  matches TLSA {}", short_record(r, 16));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Sha512;
 
     fn tlsa(usage: u8, selector: u8, mtype: u8, data: Vec<u8>) -> Tlsa {
         Tlsa {
@@ -1291,40 +1146,6 @@ mod tests {
             mtype,
             data,
         }
-    }
-
-    #[test]
-    fn rfc3339_table() {
-        for (secs, want) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-            (1_700_000_000, "2023-11-14T22:13:20Z"),
-            (-1, "1969-12-31T23:59:59Z"),
-            (67_090_118_400, "4096-01-01T00:00:00Z"),
-        ] {
-            assert_eq!(rfc3339(secs), want, "{secs}");
-        }
-    }
-
-    #[test]
-    fn bit_lengths() {
-        assert_eq!(bit_length(&[]), 0);
-        assert_eq!(bit_length(&[0, 0]), 0);
-        assert_eq!(bit_length(&[1]), 1);
-        // A DER INTEGER's leading zero byte does not count.
-        let mut modulus = vec![0u8, 0xc3];
-        modulus.extend([0u8; 255]);
-        assert_eq!(bit_length(&modulus), 2048);
-        assert_eq!(bit_length(&[0x7f, 0xff]), 15);
-    }
-
-    #[test]
-    fn short_records() {
-        assert_eq!(
-            short_record(&format!("3 1 1 {}", "ab".repeat(32))),
-            "3 1 1 abababababababab…"
-        );
-        assert_eq!(short_record("3 1 1 abcd"), "3 1 1 abcd");
     }
 
     /// A certificate for `mx.example` and its key (rcgen: ECDSA P-256).

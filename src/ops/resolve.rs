@@ -112,7 +112,8 @@ pub struct SkippedReport {
     pub reason: String,
 }
 
-fn source(s: Source) -> &'static str {
+/// How the next hops were found, as the reports write it.
+pub fn source(s: Source) -> &'static str {
     match s {
         Source::Route => "route",
         Source::Mx => "mx",
@@ -121,7 +122,8 @@ fn source(s: Source) -> &'static str {
     }
 }
 
-fn status(s: TlsaStatus) -> &'static str {
+/// A host's TLSA status, as the reports write it.
+pub fn tlsa_status(s: TlsaStatus) -> &'static str {
     match s {
         TlsaStatus::NotLooked => "not-looked-up",
         TlsaStatus::NoSecureTlsa => "none-secure",
@@ -130,6 +132,7 @@ fn status(s: TlsaStatus) -> &'static str {
     }
 }
 
+/// A host's requirement, as the reports write it.
 pub fn requirement(r: Requirement) -> String {
     match r {
         Requirement::Opportunistic => "opportunistic TLS".into(),
@@ -196,7 +199,7 @@ impl PlanReport {
                     target: a.name.clone(),
                     secure: a.secure,
                 }),
-                tlsa_status: status(h.tlsa),
+                tlsa_status: tlsa_status(h.tlsa),
                 tlsa_base: h.tlsa_base.clone(),
                 tlsa: h
                     .tlsa_records

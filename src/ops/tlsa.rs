@@ -39,14 +39,16 @@ use rustls::pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
     UnixTime,
 };
-use sha2::{Digest, Sha256, Sha512};
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::config::{Config, Families};
 use crate::dns::wire::AuthoritativeTlsa;
 use crate::dns::{Lookup, Resolver, Tlsa};
+use crate::ops::certs::{describe_cert, is_ca, parse_cert, short_record};
+use crate::ops::dates::{now_secs, until, utc};
 use crate::tls::dane::{select_records, verify_chain, DaneFailure, DaneMatch, ReferenceIds};
+use crate::tls::tlsa;
 
 /// `danegate tlsa ...`
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -361,60 +363,6 @@ fn public_half(key: &PrivateKeyDer<'_>) -> Result<Vec<u8>, String> {
         .ok_or_else(|| "cannot derive the public key of this private key".to_owned())
 }
 
-fn parse_cert<'a>(der: &'a CertificateDer<'_>) -> Result<X509Certificate<'a>, String> {
-    match X509Certificate::from_der(der.as_ref()) {
-        Ok(([], cert)) => Ok(cert),
-        Ok(_) => Err("trailing data after the certificate".to_owned()),
-        Err(e) => Err(format!("not a certificate: {e}")),
-    }
-}
-
-/// "subject CN=…, issuer CN=…, valid until 2030-01-01 00:00:00 UTC"; a
-/// certificate without a subject name is named by its DNS names.
-pub fn describe_cert(der: &CertificateDer<'_>) -> String {
-    let Ok(cert) = parse_cert(der) else {
-        return "an unreadable certificate".to_owned();
-    };
-    let subject = cert.subject().to_string();
-    let subject = if subject.is_empty() {
-        let names = dns_names(&cert);
-        if names.is_empty() {
-            "no subject name".to_owned()
-        } else {
-            format!("no subject name, DNS names {}", names.join(", "))
-        }
-    } else {
-        format!("subject {subject}")
-    };
-    format!(
-        "{subject}, issuer {}, valid until {}",
-        cert.issuer(),
-        utc(cert.validity().not_after.timestamp())
-    )
-}
-
-fn dns_names(cert: &X509Certificate<'_>) -> Vec<String> {
-    match cert.subject_alternative_name() {
-        Ok(Some(san)) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::DNSName(d) => Some((*d).to_owned()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn is_ca(der: &CertificateDer<'_>) -> bool {
-    parse_cert(der)
-        .ok()
-        .and_then(|c| c.basic_constraints().ok().flatten().map(|bc| bc.value.ca))
-        .unwrap_or(false)
-}
-
 /// The certificates ordered along the issuance path from the first one
 /// (each next one issued the previous, by name), and those not on it.
 pub fn issuance_path(
@@ -525,12 +473,8 @@ impl Designated {
                 self.about
             ))
         })?;
-        let data = match mtype {
-            0 => selected.to_vec(),
-            1 => Sha256::digest(selected).to_vec(),
-            2 => Sha512::digest(selected).to_vec(),
-            other => return Err(TlsaError::Usage(format!("unknown matching type {other}"))),
-        };
+        let data = tlsa::association_data(mtype, selected)
+            .ok_or_else(|| TlsaError::Usage(format!("unknown matching type {mtype}")))?;
         Ok(Tlsa {
             usage,
             selector,
@@ -542,8 +486,7 @@ impl Designated {
     /// Whether the record's data is this certificate's or key's, for the
     /// record's own selector and matching type (its usage is not judged).
     pub fn matches(&self, record: &Tlsa) -> bool {
-        self.record(record.usage, record.selector, record.mtype)
-            .is_ok_and(|r| r.data == record.data)
+        tlsa::matches(record, self.cert.as_deref(), Some(&self.spki))
     }
 }
 
@@ -785,7 +728,7 @@ fn unused_records(records: &[Tlsa]) -> Vec<String> {
     let used = select_records(records);
     records
         .iter()
-        .filter_map(|r| match crate::tls::tlsa::usability(r) {
+        .filter_map(|r| match tlsa::usability(r) {
             Err(why) => Some(format!("note: {} is unusable for SMTP: {why}", short(r))),
             Ok(()) if !used.contains(r) => Some(format!(
                 "note: {} is not used: a SHA-512 record of the same usage and selector is present (digest agility, RFC 7671 §9)",
@@ -798,9 +741,7 @@ fn unused_records(records: &[Tlsa]) -> Vec<String> {
 
 /// `3 1 1 2c8a4f01…`
 fn short(r: &Tlsa) -> String {
-    let hex: String = r.data.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    let more = if r.data.len() > 4 { "…" } else { "" };
-    format!("{} {} {} {hex}{more}", r.usage, r.selector, r.mtype)
+    short_record(&r.to_string(), 8)
 }
 
 /// The reference identifiers of `tlsa verify`: HOST as TLSA base and MX
@@ -1198,7 +1139,7 @@ pub fn judge(answer: &AuthoritativeTlsa, wanted: &Designated, now: u64) -> Serve
     let records: Vec<Tlsa> = answer.records.iter().map(|s| s.record.clone()).collect();
     let matching: Vec<&Tlsa> = records
         .iter()
-        .filter(|r| crate::tls::tlsa::usability(r).is_ok() && wanted.matches(r))
+        .filter(|r| tlsa::usability(r).is_ok() && wanted.matches(r))
         .collect();
     if matching.is_empty() {
         return Served::No(match records.len() {
@@ -1238,49 +1179,6 @@ pub fn judge(answer: &AuthoritativeTlsa, wanted: &Designated, now: u64) -> Serve
         record: (*record).clone(),
         ttl,
         rrsig_expires: expires,
-    }
-}
-
-// ---------------------------------------------------------------------
-// Time
-// ---------------------------------------------------------------------
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `2025-12-07 02:45:12 UTC` for seconds since 1970.
-pub fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// "in 6 days", "in 5 hours", "in 12 minutes".
-fn until(now: u64, then: u64) -> String {
-    let left = then.saturating_sub(now);
-    match left {
-        0..=3599 => format!("in {} minutes", left / 60),
-        3600..=172_799 => format!("in {} hours", left / 3600),
-        _ => format!("in {} days", left / 86_400),
     }
 }
 
@@ -1348,15 +1246,6 @@ mod tests {
         );
         assert!(tlsa_name("", 25).is_err());
         assert!(tlsa_name("mx example", 25).is_err());
-    }
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_735_689_599), "2024-12-31 23:59:59 UTC");
-        assert_eq!(utc(4_294_967_295), "2106-02-07 06:28:15 UTC");
-        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tracing::error;
 use crate::config::Config;
 use crate::dns::Probe;
 use crate::outbound::failure::Failure;
-use crate::outbound::plan::{Plan, PlanError, Planner, Source};
+use crate::outbound::plan::{Plan, PlanError, Planner, Skipped, Source};
 use crate::policy::{Requirement, TlsaStatus};
 use crate::tls::tlsa;
 
@@ -112,6 +112,16 @@ pub struct SkippedReport {
     pub reason: String,
 }
 
+impl SkippedReport {
+    /// An MX host left out of the plan, and why.
+    pub fn of(skipped: &Skipped) -> SkippedReport {
+        SkippedReport {
+            name: skipped.name.clone(),
+            reason: skipped.to_string(),
+        }
+    }
+}
+
 /// How the next hops were found, as the reports write it.
 pub fn source(s: Source) -> &'static str {
     match s {
@@ -162,13 +172,7 @@ impl PlanReport {
             Ok(p) => p,
             Err(e) => {
                 if let PlanError::NoHost { problems, .. } = &e {
-                    report.skipped = problems
-                        .iter()
-                        .map(|p| SkippedReport {
-                            name: p.name.clone(),
-                            reason: p.to_string(),
-                        })
-                        .collect();
+                    report.skipped = problems.iter().map(SkippedReport::of).collect();
                 }
                 report.error = Some(Failure::Plan(e).reply().to_string());
                 return report;
@@ -178,14 +182,7 @@ impl PlanReport {
             source: source(plan.source),
             security: plan.mx_security.to_string(),
         });
-        report.skipped = plan
-            .skipped
-            .iter()
-            .map(|p| SkippedReport {
-                name: p.name.clone(),
-                reason: p.to_string(),
-            })
-            .collect();
+        report.skipped = plan.skipped.iter().map(SkippedReport::of).collect();
         report.hosts = plan
             .hosts
             .iter()

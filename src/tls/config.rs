@@ -12,11 +12,15 @@
 //!
 //! All offer TLS 1.3 and 1.2 and no client certificate. The verifier
 //! decides how the chain is judged; none skips the handshake signatures.
+//!
+//! [`public_key_of`] is the provider's other service: the public half of
+//! a private key (for `tlsa generate --key`).
 
 use std::sync::Arc;
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::{ClientConfig, SignatureAlgorithm, SignatureScheme};
 
 use super::dane::DaneVerifier;
@@ -26,6 +30,15 @@ use super::UnauthenticatedVerifier;
 /// The crypto provider danegate uses everywhere.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The SubjectPublicKeyInfo (DER) of a private key, as the crypto
+/// provider derives it (RSA, ECDSA P-256/P-384, Ed25519): an error when
+/// the provider cannot use the key, none when it cannot derive the
+/// public half.
+pub fn public_key_of(key: &PrivateKeyDer<'_>) -> Result<Option<Vec<u8>>, rustls::Error> {
+    let signing = rustls::crypto::ring::sign::any_supported_type(key)?;
+    Ok(signing.public_key().map(|spki| spki.as_ref().to_vec()))
 }
 
 /// Which signature algorithms a handshake offers: all of them, or only

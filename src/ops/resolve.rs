@@ -40,22 +40,7 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
         let ok = plan.is_ok();
         let level = config.policy.level_for(&domain).to_string();
         let report = PlanReport::new(&domain, level, dnssec, plan);
-        if json {
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    error!("cannot write JSON: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            print!("{}", report.text());
-        }
-        if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
+        super::print_report(&report, json, PlanReport::text, ok)
     })
 }
 

@@ -1,11 +1,11 @@
 //! The crypto provider and the one rustls client configuration builder:
-//! every outbound TLS configuration in danegate comes from [`build`], so
-//! they differ only where they must.
+//! every outbound TLS configuration in danegate comes from one function
+//! (`build`), so they differ only where they must.
 //!
 //! - [`opportunistic_config`]: the relay's shared configuration for hosts
 //!   without DANE (any chain; session resumption on).
 //! - [`dane_config`]: one configuration per DANE connection, around its
-//!   own [`DaneVerifier`](super::dane::DaneVerifier); resumption off.
+//!   own [`DaneVerifier`]; resumption off.
 //! - [`probe_config`]: the `check` command's handshakes, around a
 //!   [`Recorder`]; resumption off, and for the key probes only the
 //!   signature schemes and TLS 1.2 suites of one key type ([`Keys`]).

@@ -55,10 +55,10 @@ impl TlsState {
         !matches!(self, TlsState::None)
     }
 
-    /// The same connection, authenticated by DANE: `Verified` when the
-    /// MX host name is authenticated, `Trusted` otherwise.
-    pub fn authenticated(&self, mx_secure: bool, matched: &dane::DaneMatch) -> TlsState {
-        let (protocol, cipher) = match self {
+    /// The protocol and cipher suite of a TLS connection; none for
+    /// plaintext.
+    pub fn protocol_and_cipher(&self) -> Option<(&str, &str)> {
+        match self {
             TlsState::Untrusted { protocol, cipher }
             | TlsState::Anonymous { protocol, cipher }
             | TlsState::Trusted {
@@ -66,9 +66,18 @@ impl TlsState {
             }
             | TlsState::Verified {
                 protocol, cipher, ..
-            } => (protocol.clone(), cipher.clone()),
-            TlsState::None => return TlsState::None,
+            } => Some((protocol, cipher)),
+            TlsState::None => None,
+        }
+    }
+
+    /// The same connection, authenticated by DANE: `Verified` when the
+    /// MX host name is authenticated, `Trusted` otherwise.
+    pub fn authenticated(&self, mx_secure: bool, matched: &dane::DaneMatch) -> TlsState {
+        let Some((protocol, cipher)) = self.protocol_and_cipher() else {
+            return TlsState::None;
         };
+        let (protocol, cipher) = (protocol.to_owned(), cipher.to_owned());
         let matched = matched.to_string();
         if mx_secure {
             TlsState::Verified {

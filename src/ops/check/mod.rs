@@ -190,22 +190,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let report = runtime.block_on(check_with_configured_dns(&config, &domain));
-    if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                error!("cannot write JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        print!("{}", report.text());
-    }
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    super::print_report(&report, args.json, CheckReport::text, report.ok)
 }
 
 /// The configured resolver, the start-up probe of DNSSEC validation, then

@@ -187,17 +187,10 @@ pub(super) fn peer_label(host: &str, address: &str, port: u16) -> String {
 impl TlsReport {
     /// The `tls` object of an address, for a connection in `state`.
     pub(super) fn of(state: &TlsState, sni: Option<String>) -> TlsReport {
-        let (protocol, cipher) = match state {
-            TlsState::None => (String::new(), String::new()),
-            TlsState::Anonymous { protocol, cipher }
-            | TlsState::Untrusted { protocol, cipher }
-            | TlsState::Trusted {
-                protocol, cipher, ..
-            }
-            | TlsState::Verified {
-                protocol, cipher, ..
-            } => (protocol.clone(), cipher.clone()),
-        };
+        let (protocol, cipher) = state
+            .protocol_and_cipher()
+            .map(|(p, c)| (p.to_owned(), c.to_owned()))
+            .unwrap_or_default();
         TlsReport {
             protocol,
             cipher,

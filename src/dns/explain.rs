@@ -508,7 +508,7 @@ fn show(name: &Name) -> String {
 
 /// `2026-11-30 00:00:00 UTC` for an RRSIG time (seconds since 1970, as
 /// a 32-bit serial number: read in the 136 years around now).
-pub(crate) fn utc(secs: u32) -> String {
+fn utc(secs: u32) -> String {
     match time::OffsetDateTime::from_unix_timestamp(i64::from(secs)) {
         Ok(t) => format!(
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",

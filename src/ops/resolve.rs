@@ -48,22 +48,7 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
             .to_string();
         let mut report = PlanReport::new(&domain, level, dnssec, plan);
         report.lookups = recorder.lookups();
-        if json {
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    error!("cannot write JSON: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            print!("{}", report.text());
-        }
-        if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
+        super::print_report(&report, json, PlanReport::text, ok)
     })
 }
 
@@ -166,7 +151,18 @@ pub struct SkippedReport {
     pub reason: String,
 }
 
-fn source(s: Source) -> &'static str {
+impl SkippedReport {
+    /// An MX host left out of the plan, and why.
+    pub fn of(skipped: &Skipped) -> SkippedReport {
+        SkippedReport {
+            name: skipped.name.clone(),
+            reason: skipped.to_string(),
+        }
+    }
+}
+
+/// How the next hops were found, as the reports write it.
+pub fn source(s: Source) -> &'static str {
     match s {
         Source::Route => "route",
         Source::Mx => "mx",
@@ -175,7 +171,8 @@ fn source(s: Source) -> &'static str {
     }
 }
 
-fn status(s: TlsaStatus) -> &'static str {
+/// A host's TLSA status, as the reports write it.
+pub fn tlsa_status(s: TlsaStatus) -> &'static str {
     match s {
         TlsaStatus::NotLooked => "not-looked-up",
         TlsaStatus::NoSecureTlsa => "none-secure",
@@ -184,6 +181,7 @@ fn status(s: TlsaStatus) -> &'static str {
     }
 }
 
+/// A requirement, as the reports write it.
 pub fn requirement(r: Requirement) -> String {
     match r {
         Requirement::Opportunistic => "opportunistic TLS".into(),
@@ -197,13 +195,6 @@ fn mx_report(origin: Source, security: Security) -> MxReport {
     MxReport {
         source: source(origin),
         security: security.to_string(),
-    }
-}
-
-fn skipped_report(p: &Skipped) -> SkippedReport {
-    SkippedReport {
-        name: p.name.clone(),
-        reason: p.to_string(),
     }
 }
 
@@ -225,7 +216,7 @@ fn host_report(h: &Host) -> HostReport {
             target: a.name.clone(),
             secure: a.secure,
         }),
-        tlsa_status: status(h.tlsa),
+        tlsa_status: tlsa_status(h.tlsa),
         tlsa_base: h.tlsa_base.clone(),
         tlsa: h
             .tlsa_records
@@ -263,7 +254,7 @@ impl PlanReport {
         match plan {
             Ok(p) => {
                 report.mx = Some(mx_report(p.source, p.mx_security));
-                report.skipped = p.skipped.iter().map(skipped_report).collect();
+                report.skipped = p.skipped.iter().map(SkippedReport::of).collect();
                 report.hosts = p.hosts.iter().map(host_report).collect();
             }
             Err(e) => {
@@ -275,7 +266,7 @@ impl PlanReport {
                 } = &e
                 {
                     report.mx = Some(mx_report(*origin, *mx_security));
-                    report.skipped = problems.iter().map(skipped_report).collect();
+                    report.skipped = problems.iter().map(SkippedReport::of).collect();
                 }
                 report.error = Some(Failure::Plan(e).reply().to_string());
             }

@@ -197,52 +197,7 @@ async fn attempt(
     peer: &Peer,
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let mut verifier = None;
-    let (tls, tls_config, sni) = match protection {
-        Protection::Off => (
-            TlsMode::Off,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Opportunistic => (
-            TlsMode::Opportunistic,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Encrypt => (
-            TlsMode::Required,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Dane => {
-            // dane-rules §3.2: SNI is the TLSA base domain.
-            let base = host.tlsa_base.clone().unwrap_or_else(|| host.name.clone());
-            let ids = ReferenceIds {
-                tlsa_base: base.clone(),
-                mx_host: host.name.clone(),
-                nexthop: plan.domain.clone(),
-            };
-            let v = Arc::new(DaneVerifier::new(
-                host.tlsa_records.clone(),
-                host.port,
-                ids,
-                crate::tls::provider(),
-            ));
-            verifier = Some(v.clone());
-            (
-                TlsMode::Required,
-                crate::tls::dane_config(v),
-                sni_for(&base),
-            )
-        }
-    };
-    let hello = Hello {
-        hostname: ctx.config.server.hostname.0.clone(),
-        tls_config,
-        sni,
-        tls,
-        timeouts: ctx.timeouts.clone(),
-    };
+    let (hello, verifier) = hello_for(ctx, plan, host, protection);
     let result = try_address(ctx, peer, &hello).await;
     let Some(v) = verifier else {
         if protection != Protection::Off {
@@ -284,6 +239,48 @@ async fn attempt(
         },
         Err(e) => Err(e),
     }
+}
+
+/// The conversation settings for one attempt; for DANE also the
+/// connection's own verifier, to ask afterwards what matched.
+fn hello_for(
+    ctx: &Context,
+    plan: &Plan,
+    host: &Host,
+    protection: Protection,
+) -> (Hello, Option<Arc<DaneVerifier>>) {
+    let tls = match protection {
+        Protection::Off => TlsMode::Off,
+        Protection::Opportunistic => TlsMode::Opportunistic,
+        Protection::Encrypt | Protection::Dane => TlsMode::Required,
+    };
+    let base = host.tlsa_base.as_ref().unwrap_or(&host.name);
+    let verifier = (protection == Protection::Dane).then(|| {
+        let ids = ReferenceIds {
+            tlsa_base: base.clone(),
+            mx_host: host.name.clone(),
+            nexthop: plan.domain.clone(),
+        };
+        Arc::new(DaneVerifier::new(
+            host.tlsa_records.clone(),
+            host.port,
+            ids,
+            crate::tls::provider(),
+        ))
+    });
+    let (tls_config, sni) = match &verifier {
+        // dane-rules §3.2: SNI is the TLSA base domain.
+        Some(v) => (crate::tls::dane_config(v.clone()), base),
+        None => (ctx.tls_opportunistic.clone(), &host.name),
+    };
+    let hello = Hello {
+        hostname: ctx.config.server.hostname.0.clone(),
+        tls_config,
+        sni: sni_for(sni),
+        tls,
+        timeouts: ctx.timeouts.clone(),
+    };
+    (hello, verifier)
 }
 
 async fn try_address(

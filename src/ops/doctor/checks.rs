@@ -9,7 +9,12 @@ use std::time::Duration;
 use super::listener::{self, Kind};
 use super::{Check, Status};
 use crate::dns::selftest::{self, Question, Served, Transport};
-use crate::dns::{cache::CachingResolver, explain::utc, FailureKind, Probe};
+use crate::dns::{cache::CachingResolver, FailureKind, Probe};
+
+/// A signature time (seconds since 1970) as the reports write it.
+fn utc(secs: u32) -> String {
+    crate::ops::dates::utc(i64::from(secs))
+}
 
 fn check(name: &'static str, server: Option<SocketAddr>, status: Status, detail: String) -> Check {
     Check {

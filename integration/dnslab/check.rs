@@ -659,3 +659,36 @@ fn check_warns_of_expiry_which_dane_ee_ignores() {
         }
     }
 }
+
+/// No usable host: the MX RRset's security is still reported, and so is
+/// the cause of the failed TLSA lookup; the resolver self-test is part of
+/// the report.
+#[test]
+#[ignore = "needs the integration lab: run integration/test-all"]
+fn check_reports_the_mx_and_the_cause_when_no_host_is_usable() {
+    let _one = serial();
+    let lab = DnsLab::shared();
+    let config = check_config(&lab, "check-no-host");
+    let got = run_check(&config, "corrupt-tlsa.test", true);
+    let ctx = got.context();
+    assert_eq!(got.status, Some(1), "{ctx}");
+    assert_eq!(got.json["verdict"], "error", "{ctx}");
+    assert_eq!(got.json["mx"]["source"], "mx", "{ctx}");
+    assert_eq!(got.json["mx"]["security"], "secure", "{ctx}");
+    let tag = lab.key_tags("corrupt-tlsa.test")[0];
+    let cause = format!(
+        "TLSA lookup for _25._tcp.mx.corrupt-tlsa.test failed: DNSSEC validation failed: RRSIG of _25._tcp.mx.corrupt-tlsa.test TLSA by key {tag} of corrupt-tlsa.test does not verify"
+    );
+    assert_eq!(
+        got.json["error"],
+        format!("451 4.4.3 no usable host for corrupt-tlsa.test: {cause}"),
+        "{ctx}"
+    );
+    assert_eq!(got.json["skipped"][0]["reason"], cause, "{ctx}");
+    assert_eq!(got.json["resolver"]["verdict"], "ok", "{ctx}");
+    assert_eq!(
+        got.json["resolver"]["findings"],
+        serde_json::json!([]),
+        "{ctx}"
+    );
+}

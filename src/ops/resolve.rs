@@ -204,7 +204,7 @@ fn host_report(h: &Host) -> HostReport {
         port: h.port,
         preference: h.preference,
         addresses: h
-            .address_list
+            .addresses
             .iter()
             .map(|a| AddressReport {
                 address: a.ip.to_string(),

@@ -138,7 +138,7 @@ async fn try_host(
     let mut last = None;
     // Each address with its own requirement: DANE applies to addresses
     // from secure RRsets (plan.rs, dane-rules §2 per address).
-    for address in &host.address_list {
+    for address in &host.addresses {
         let peer = Peer {
             host: host.name.clone(),
             addr: SocketAddr::new(address.ip, host.port),

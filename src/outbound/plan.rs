@@ -91,13 +91,10 @@ pub struct Host {
     pub name: String,
     pub port: u16,
     pub preference: u16,
-    /// The addresses in the order to try (the `ip` of `address_list`).
-    pub addresses: Vec<IpAddr>,
-    /// Every address with the security of the RRset it came from and
-    /// what a connection to it must achieve (dane-rules §2 per address).
-    pub address_list: Vec<Address>,
-    /// Secure when every address RRset (and any CNAME chain) was.
-    pub address_security: Security,
+    /// The addresses in the order to try, each with the security of the
+    /// RRset it came from and what a connection to it must achieve
+    /// (dane-rules §2 per address).
+    pub addresses: Vec<Address>,
     /// Where the host name's CNAME chain led, if it is an alias.
     pub alias: Option<Alias>,
     pub tlsa: TlsaStatus,
@@ -108,11 +105,16 @@ pub struct Host {
     /// RRset; empty otherwise.
     pub tlsa_records: Vec<Tlsa>,
     /// What connections to the addresses DANE applies to must achieve
-    /// (each address has its own in `address_list`).
+    /// (each address has its own in `addresses`).
     pub requirement: Requirement,
 }
 
 impl Host {
+    /// Whether every address came from a secure RRset.
+    pub fn all_secure(&self) -> bool {
+        self.addresses.iter().all(|a| a.security.is_secure())
+    }
+
     /// The usable TLSA records.
     pub fn usable_tlsa(&self) -> impl Iterator<Item = &Tlsa> {
         self.tlsa_records
@@ -345,7 +347,7 @@ impl Planner {
         // An address DANE does not apply to is planned as if no TLSA
         // lookup had been made (dane-rules §2.1 per address).
         let without_dane = policy::decide(level, mx_secure, TlsaStatus::NotLooked);
-        let address_list: Vec<Address> = found
+        let addresses: Vec<Address> = found
             .list
             .iter()
             .map(|&(ip, security)| Address {
@@ -358,17 +360,11 @@ impl Planner {
                 },
             })
             .collect();
-        let address_security = found
-            .list
-            .iter()
-            .fold(Security::Secure, |acc, &(_, s)| acc.and(s));
         Ok(Host {
             name: c.name,
             port: c.port,
             preference: c.preference,
-            addresses: found.list.iter().map(|&(ip, _)| ip).collect(),
-            address_list,
-            address_security,
+            addresses,
             alias: found.alias,
             tlsa: tlsa.status,
             tlsa_base: tlsa.base,
@@ -731,6 +727,10 @@ pub(crate) mod tests {
         Planner::default().plan(&lab(), config, domain).await
     }
 
+    fn ips(h: &Host) -> Vec<IpAddr> {
+        h.addresses.iter().map(|a| a.ip).collect()
+    }
+
     #[tokio::test]
     async fn mx_hosts_in_preference_order_with_both_families() {
         let p = plan("two.example", &Config::default()).await.unwrap();
@@ -738,7 +738,7 @@ pub(crate) mod tests {
         let names: Vec<_> = p.hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["mx1.two.example", "mx2.two.example"]);
         assert_eq!(
-            p.hosts[1].addresses,
+            ips(&p.hosts[1]),
             vec![
                 "2001:db8::2".parse::<IpAddr>().unwrap(),
                 "192.0.2.2".parse().unwrap()
@@ -859,7 +859,7 @@ pub(crate) mod tests {
         assert_eq!(p.mx_security, Security::Secure);
         assert_eq!(p.hosts[0].port, 2525);
         assert_eq!(
-            p.hosts[0].addresses,
+            ips(&p.hosts[0]),
             vec!["192.0.2.55".parse::<IpAddr>().unwrap()]
         );
     }
@@ -876,7 +876,7 @@ pub(crate) mod tests {
         assert!(p
             .hosts
             .iter()
-            .all(|h| h.addresses.iter().all(|a| a.is_ipv4())));
+            .all(|h| h.addresses.iter().all(|a| a.ip.is_ipv4())));
     }
 
     #[tokio::test]
@@ -884,7 +884,7 @@ pub(crate) mod tests {
         let p = plan("[192.0.2.3]", &Config::default()).await.unwrap();
         assert_eq!(p.source, Source::Literal);
         assert_eq!(
-            p.hosts[0].addresses,
+            ips(&p.hosts[0]),
             vec!["192.0.2.3".parse::<IpAddr>().unwrap()]
         );
         assert_eq!(
@@ -1332,7 +1332,7 @@ mod tlsa_rules {
             let plan = Planner::default().plan(&r, &config, domain).await;
             let plan = plan.unwrap_or_else(|e| panic!("{domain}/{level}: {e}"));
             let got: Vec<(String, Security, Requirement)> = plan.hosts[0]
-                .address_list
+                .addresses
                 .iter()
                 .map(|a| (a.ip.to_string(), a.security, a.requirement))
                 .collect();

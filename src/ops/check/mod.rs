@@ -63,6 +63,10 @@
 //!
 //! - `domain`, `verdict` (above), `ok` (verdict is `ok`)
 //! - `dnssec`: `{validated, detail}`
+//! - `resolver`: the resolver self-test of `danegate doctor`: `{verdict:
+//!   "ok"|"warn"|"fail", findings}` (`findings`: each warning and failure,
+//!   `check server: detail`; failures are also `problems`, warnings
+//!   `warnings`)
 //! - `mx`: `{source: "mx"|"implicit-mx"|"route"|"address-literal",
 //!   security: "secure"|"insecure"}`, or null when no plan was made
 //! - `error`: why no plan was made (the reply the legacy MTA would get),
@@ -71,7 +75,8 @@
 //!   naming the host and address (`mx1.example[192.0.2.1]:25: ...`)
 //! - `skipped`: `[{name, reason}]`, MX hosts left out of the plan
 //! - `hosts`: in the order a sender tries them, each
-//!   - `name`, `port`, `preference`, `address_security`, `cname`
+//!   - `name`, `port`, `preference`, `address_security` (`secure`,
+//!     `insecure`, or `mixed` when the A and AAAA RRsets differ), `cname`
 //!     (`{target, secure}` or null), `requirement` (as `resolve` says it),
 //!     `dane` (DANE required), `ok`
 //!   - `tlsa_status`: `usable`, `all-unusable`, `none-secure` or
@@ -80,7 +85,10 @@
 //!     usable and kept by digest agility)
 //!   - `problems`: host-level ones (no DANE)
 //!   - `addresses`: each
-//!     - `address`, `family` (`ipv4`|`ipv6`), `ok`, `connected`,
+//!     - `address`, `family` (`ipv4`|`ipv6`), `security` (of its A or
+//!       AAAA RRset), `requirement` (DANE applies to addresses from secure
+//!       RRsets; an address without DANE next to ones with it is a
+//!       problem), `ok`, `connected`,
 //!       `starttls` (offered: true/false, null when the conversation ended
 //!       before EHLO), `error` (why the main handshake did not complete, or
 //!       null)
@@ -216,7 +224,9 @@ async fn check_with_configured_dns(config: &Config, domain: &str) -> CheckReport
             detail: e,
         },
     };
-    check(config, built.resolver.as_ref(), dnssec, domain).await
+    let mut report = check(config, built.resolver.as_ref(), dnssec, domain).await;
+    report.resolver_findings(crate::ops::doctor::examine(config).await);
+    report
 }
 
 /// Checks `domain` (lowercase, no trailing dot) through `resolver`; see
@@ -241,7 +251,19 @@ pub async fn check(
     let plan = match planner.plan(resolver, &config, domain).await {
         Ok(p) => p,
         Err(e) => {
-            if let PlanError::NoHost { problems, .. } = &e {
+            if let PlanError::NoHost {
+                problems,
+                origin,
+                mx_security,
+                ..
+            } = &e
+            {
+                // The MX RRset's security is reported with or without a
+                // usable host.
+                report.mx = Some(MxReport {
+                    source: source(*origin),
+                    security: mx_security.to_string(),
+                });
                 report.skipped = problems.iter().map(SkippedReport::of).collect();
             }
             let text = Failure::Plan(e).reply().to_string();

@@ -23,14 +23,19 @@
 //!   `check`), [`tls::tlsa`] (TLSA record semantics), [`tls::stream`] (the
 //!   STARTTLS stream) and [`tls::state`] (how a connection was protected).
 //! - [`dns`]: the resolver trait and answers classified secure / insecure /
-//!   failed; [`dns::hickory`] is the only file that knows hickory.
+//!   failed (bogus with its cause); the validator ([`dns::hickory`] over a
+//!   CD-bit forwarder, with the DNAME, CNAME-denial and NSEC3 opt-out
+//!   corrections), [`dns::explain`] (why an answer is bogus),
+//!   [`dns::idn`] (U-labels to A-labels), [`dns::selftest`] (the doctor's
+//!   questions); only `dns/` names hickory types.
 //! - [`policy`]: the pure policy decision (dane-rules §4).
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
 //! - [`state`]: the embedded database that survives restarts.
 //! - [`ops`]: operator commands ([`ops::check`], [`ops::resolve`],
-//!   [`ops::tlsa`]: `generate | verify | published`), sharing
-//!   [`ops::certs`] (certificate facts) and [`ops::dates`].
+//!   [`ops::doctor`], [`ops::tlsa`]: `generate | verify | published`),
+//!   sharing [`ops::certs`] (certificate facts), [`ops::dates`] and
+//!   [`ops::lookups`] (every DNS lookup a command made).
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -628,7 +628,7 @@ fn resolve_text_output_marks_every_answer() {
     let text = got.json.as_str().unwrap_or_default().to_string();
     assert_eq!(got.status, Some(0), "{text}\n{}", got.log);
     for line in [
-        "domain unusable.test; policy dane; DNSSEC validated (trust anchors: the resolver's own)",
+        "domain unusable.test: policy dane; DNSSEC validated (trust anchors: the resolver's own)",
         "  next hops from mx (secure)",
         "  host mx.unusable.test port 25 preference 10: TLS required (no authentication)",
         "    addresses (secure): 127.0.25.9",
@@ -662,7 +662,7 @@ fn resolve_text_output_marks_every_answer() {
     let text = got.json.as_str().unwrap_or_default().to_string();
     assert_eq!(got.status, Some(0), "{text}\n{}", got.log);
     assert!(
-        text.starts_with("domain bücher.test (xn--bcher-kva.test); policy dane;"),
+        text.starts_with("domain bücher.test (xn--bcher-kva.test): policy dane;"),
         "{text}"
     );
     assert!(

@@ -282,7 +282,7 @@ impl PlanReport {
                 out += &format!(" ({form})");
             }
         }
-        out += &format!("; policy {}; DNSSEC {}\n", self.policy, self.dnssec);
+        out += &format!(": policy {}; DNSSEC {}\n", self.policy, self.dnssec);
         if let Some(mx) = &self.mx {
             out += &format!("  next hops from {} ({})\n", mx.source, mx.security);
         }

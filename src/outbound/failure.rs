@@ -248,6 +248,67 @@ mod tests {
         assert_eq!((greeting.code, greeting.enhanced), (451, ec(4, 7, 1)));
     }
 
+    /// The metrics label keeps bogus data apart from every other failed
+    /// lookup, whatever the cause's words.
+    #[test]
+    fn dns_reasons() {
+        use crate::dns::{DnsFailure, FailureKind, Security};
+        use crate::outbound::plan::{SkipReason, Skipped, Source};
+        let lookup = |kind| DnsFailure {
+            name: "_25._tcp.mx.example".into(),
+            rtype: "TLSA",
+            kind,
+        };
+        let no_host = |kind| {
+            Failure::Plan(PlanError::NoHost {
+                domain: "example".into(),
+                origin: Source::Mx,
+                mx_security: Security::Secure,
+                problems: vec![Skipped {
+                    name: "mx.example".into(),
+                    reason: SkipReason::Dns(lookup(kind)),
+                }],
+                definite: false,
+            })
+        };
+        let table = [
+            (FailureKind::Bogus(None), "dns_bogus"),
+            (
+                FailureKind::Bogus(Some(
+                    "RRSIG of x TLSA expired 2026-11-30 00:00:00 UTC".into(),
+                )),
+                "dns_bogus",
+            ),
+            (
+                FailureKind::Bogus(Some("EDE 9 (DNSKEY Missing)".into())),
+                "dns_bogus",
+            ),
+            (FailureKind::ServFail, "dns_failed"),
+            (
+                FailureKind::ServFailBecause("22 (No Reachable Authority)".into()),
+                "dns_failed",
+            ),
+            (FailureKind::Timeout, "dns_failed"),
+            (
+                FailureKind::Other("cannot validate: no DNSKEY answer for x: timed out".into()),
+                "dns_failed",
+            ),
+        ];
+        for (kind, want) in table {
+            let direct = Failure::Plan(PlanError::Dns(lookup(kind.clone())));
+            assert_eq!(direct.reason(), want, "{kind}");
+            assert_eq!(no_host(kind.clone()).reason(), want, "{kind}");
+            assert_eq!(direct.reply().code, 451, "{kind}");
+        }
+        let bogus = Failure::Plan(PlanError::Dns(lookup(FailureKind::Bogus(Some(
+            "RRSIG of _25._tcp.mx.example TLSA expired 2026-11-30 00:00:00 UTC".into(),
+        )))));
+        assert_eq!(
+            bogus.reply().to_string(),
+            "451 4.4.3 TLSA lookup for _25._tcp.mx.example failed: DNSSEC validation failed: RRSIG of _25._tcp.mx.example TLSA expired 2026-11-30 00:00:00 UTC"
+        );
+    }
+
     #[test]
     fn plan_failures() {
         let nx = failure(&Failure::Plan(PlanError::NxDomain {

@@ -260,7 +260,7 @@ fn now() -> u32 {
 
 /// `danegate doctor`: prints the report; the exit status is the verdict.
 pub fn run(config: Config, json: bool) -> ExitCode {
-    let Some(rt) = crate::cli::runtime() else {
+    let Some(rt) = crate::ops::runtime() else {
         return ExitCode::FAILURE;
     };
     let report = rt.block_on(examine(&config));

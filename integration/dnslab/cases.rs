@@ -577,14 +577,14 @@ pub const CASES: &[Case] = &[
     Case {
         domain: "unknown-alg.test",
         about: "signed, but the parent's only DS is for algorithm 100, which nobody implements",
-        rfc: "RFC 4035 §5.2, RFC 6840 §5.2: no supported algorithm in the DS RRset: the zone is insecure, never bogus",
+        rfc: "RFC 4035 §5.2: no supported algorithm in the DS RRset: the zone is insecure, never bogus",
         mx: Mx::Records(Sec::Insecure),
         hosts: &[zoo_unsigned_host("mx.unknown-alg.test", &["127.0.25.20"])],
     },
     Case {
         domain: "wildcard.test",
         about: "TLSA from a wildcard (*._tcp.mx) in an NSEC3 zone",
-        rfc: "RFC 4035 §5.3.4, RFC 5155 §8.8: a wildcard expansion with the proof the name itself is absent is secure; RFC 7671 §7: wildcard TLSA is allowed",
+        rfc: "RFC 4035 §5.3.4, RFC 5155 §8.8: a wildcard expansion with the proof that the name itself is absent is secure; its TLSA record is used like any other",
         mx: Mx::Records(Sec::Secure),
         hosts: &[zoo_host("mx.wildcard.test", &["127.0.25.21"])],
     },

@@ -153,7 +153,7 @@ pub enum Signing {
     CskWrongDs,
     /// knotd signs with a CSK, but the parent's only DS is for DNSKEY
     /// algorithm 100, which nobody implements: a validator must treat the
-    /// zone as unsigned (RFC 4035 §5.2, RFC 6840 §5.2), never as bogus.
+    /// zone as unsigned (RFC 4035 §5.2), never as bogus.
     UnknownDsAlgorithm,
     /// Pre-signed by `ldns-signzone` (shapes knotd will not make), served by
     /// knotd as they are (`dnssec-signing: off`).

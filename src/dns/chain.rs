@@ -52,7 +52,7 @@ impl Chain {
                     };
                     let link = match synthesising_dname(cname, answers) {
                         // A synthesised CNAME stands or falls with its
-                        // DNAME, and lives as long (RFC 6672 §5.3.2).
+                        // DNAME, and lives as long (RFC 6672 §3.1).
                         Some(d) if cname.proof != Proof::Secure => Link {
                             proof: d.proof,
                             ttl: d.ttl,

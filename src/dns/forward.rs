@@ -2,7 +2,8 @@
 //! `validate` mode: every question is asked with DO (send signatures) and
 //! CD (checking disabled, RFC 4035 §3.2.2), so that a validating upstream
 //! hands over the raw data, bogus or not, and danegate's own validator
-//! judges it and can say why it fails. Without CD a validating upstream
+//! judges it and can say why it fails (RFC 6840 §5.9: a validating
+//! resolver sets CD on its own queries). Without CD a validating upstream
 //! answers bogus data with a bare SERVFAIL, and the cause is lost.
 //!
 //! This is a [`DnsHandle`] over [`wire::exchange`] (UDP, TCP when the

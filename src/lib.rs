@@ -41,4 +41,5 @@ pub mod policy;
 pub mod server;
 pub mod smtp;
 pub mod state;
+pub mod sts;
 pub mod tls;

@@ -55,6 +55,7 @@ pub(crate) use handshake_signatures_verified;
 pub mod dane;
 pub mod stream;
 pub mod tlsa;
+pub mod webpki;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,0 +1,193 @@
+//! WebPKI (PKIX) validation for MTA-STS (RFC 8461 §3.3, §4.2): the
+//! trusted roots (the system trust store plus `[mta_sts] ca_file`), the
+//! client configuration of HTTPS policy fetches, and telling a
+//! certificate failure apart from other trouble in an error chain.
+//!
+//! Names are checked by rustls-webpki: a SAN dNSName must match the name
+//! asked for, a wildcard only as the whole left-most label, the subject
+//! CN is never used. Handshake signatures are always verified.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+/// The trust anchors WebPKI validation uses.
+#[derive(Clone)]
+pub struct Roots {
+    store: Arc<RootCertStore>,
+    /// How many came from the system store and from `ca_file`.
+    pub system: usize,
+    pub extra: usize,
+}
+
+impl std::fmt::Debug for Roots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Roots({} system, {} from ca_file)",
+            self.system, self.extra
+        )
+    }
+}
+
+/// Why the roots could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    #[error("mta_sts.ca_file {path}: {cause}")]
+    CaFile { path: PathBuf, cause: String },
+}
+
+impl Roots {
+    /// The system trust store (as OpenSSL finds it: `SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`, else the distribution's bundle) plus every
+    /// certificate of the PEM file `ca_file`. An unreadable or empty
+    /// `ca_file` is an error; an empty system store is not (the caller
+    /// warns when there are no roots at all).
+    pub fn load(ca_file: Option<&Path>, system: bool) -> Result<Roots, RootsError> {
+        let mut store = RootCertStore::empty();
+        let mut n_system = 0;
+        if system {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = store.add_parsable_certificates(found.certs);
+            n_system = added;
+        }
+        let mut extra = 0;
+        if let Some(path) = ca_file {
+            let fail = |cause: String| RootsError::CaFile {
+                path: path.to_owned(),
+                cause,
+            };
+            let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail(format!("not PEM certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(fail("holds no PEM certificate".into()));
+            }
+            for c in certs {
+                store
+                    .add(c)
+                    .map_err(|e| fail(format!("not a usable trust anchor: {e}")))?;
+                extra += 1;
+            }
+        }
+        Ok(Roots {
+            store: Arc::new(store),
+            system: n_system,
+            extra,
+        })
+    }
+
+    /// Roots from PEM text (tests and the lab's CA).
+    pub fn from_pem(pem: &[u8]) -> Result<Roots, String> {
+        let mut store = RootCertStore::empty();
+        let mut extra = 0;
+        for c in CertificateDer::pem_slice_iter(pem) {
+            store
+                .add(c.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            extra += 1;
+        }
+        Ok(Roots {
+            store: Arc::new(store),
+            system: 0,
+            extra,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// rustls's WebPKI verifier over these roots (`None` without roots:
+    /// nothing can be validated).
+    pub(crate) fn verifier(&self) -> Option<Arc<WebPkiServerVerifier>> {
+        WebPkiServerVerifier::builder_with_provider(self.store.clone(), super::provider())
+            .build()
+            .ok()
+    }
+}
+
+/// The client configuration of HTTPS policy fetches: WebPKI validation
+/// of `mta-sts.<domain>` against `roots`, TLS 1.2 and 1.3. Without roots
+/// every certificate fails validation.
+pub fn https_config(roots: &Roots) -> ClientConfig {
+    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match roots.verifier() {
+        Some(v) => v,
+        None => Arc::new(NoRoots {
+            provider: super::provider(),
+        }),
+    };
+    ClientConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth()
+}
+
+/// A verifier for when no root is trusted: every chain fails.
+#[derive(Debug)]
+struct NoRoots {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for NoRoots {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ))
+    }
+
+    super::handshake_signatures_verified!();
+}
+
+/// If a certificate check is what failed somewhere in `err`'s chain of
+/// causes, a description of it ("invalid peer certificate: UnknownIssuer").
+pub fn certificate_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return match r {
+                rustls::Error::InvalidCertificate(c) => Some(describe(c)),
+                _ => None,
+            };
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(found) = certificate_problem(inner) {
+                    return Some(found);
+                }
+            }
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// An operator's description of a certificate error.
+pub fn describe(e: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        C::UnknownIssuer => "the certificate chain does not lead to a trusted root".into(),
+        C::Expired | C::ExpiredContext { .. } => "the certificate has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the certificate is not valid for the name (no matching SAN dNSName)".into()
+        }
+        C::BadSignature => "a certificate signature does not verify".into(),
+        C::Revoked => "the certificate is revoked".into(),
+        other => format!("certificate error: {other:?}"),
+    }
+}

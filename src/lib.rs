@@ -31,6 +31,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dns;
 pub mod inbound;
 pub mod logging;

@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod resolve;
+pub mod sts;
 pub mod tlsa;

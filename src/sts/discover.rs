@@ -26,10 +26,13 @@ use crate::sts::cache::{Cache, Entry};
 use crate::sts::fetch::{self, Fetch, FetchError};
 use crate::sts::policy::{self, Mode, Policy};
 use crate::sts::record::{self, Record, RecordError};
+use crate::tls::webpki::Roots;
 
 /// How discovery behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// `[mta_sts] enabled`.
+    pub enabled: bool,
     /// Seconds after which a cached policy is fetched again although its
     /// `id` did not change (at most half its `max_age`).
     pub refresh_interval: u64,
@@ -107,6 +110,7 @@ pub struct Discovery {
 struct Parts {
     resolver: Arc<dyn Resolver>,
     fetcher: Arc<dyn Fetch>,
+    roots: Roots,
     settings: Settings,
 }
 
@@ -134,19 +138,30 @@ pub struct Sts {
 }
 
 impl Sts {
+    /// `roots` are the trust anchors of MX certificate checks (the
+    /// fetcher has its own copy).
     pub fn new(
         cache: Cache,
         resolver: Arc<dyn Resolver>,
         fetcher: Arc<dyn Fetch>,
+        roots: Roots,
         settings: Settings,
     ) -> Sts {
-        Sts::with_clock(cache, resolver, fetcher, settings, Arc::new(wall_clock))
+        Sts::with_clock(
+            cache,
+            resolver,
+            fetcher,
+            roots,
+            settings,
+            Arc::new(wall_clock),
+        )
     }
 
     pub fn with_clock(
         cache: Cache,
         resolver: Arc<dyn Resolver>,
         fetcher: Arc<dyn Fetch>,
+        roots: Roots,
         settings: Settings,
         clock: Clock,
     ) -> Sts {
@@ -155,6 +170,7 @@ impl Sts {
             parts: RwLock::new(Arc::new(Parts {
                 resolver,
                 fetcher,
+                roots,
                 settings,
             })),
             fetching: Mutex::new(HashMap::new()),
@@ -169,11 +185,13 @@ impl Sts {
         &self,
         resolver: Arc<dyn Resolver>,
         fetcher: Arc<dyn Fetch>,
+        roots: Roots,
         settings: Settings,
     ) {
         let parts = Arc::new(Parts {
             resolver,
             fetcher,
+            roots,
             settings,
         });
         *self.parts.write().unwrap_or_else(|p| p.into_inner()) = parts;
@@ -185,6 +203,16 @@ impl Sts {
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// Whether MTA-STS is on (`[mta_sts] enabled`).
+    pub fn enabled(&self) -> bool {
+        self.parts().settings.enabled
+    }
+
+    /// The trust anchors for MX certificates.
+    pub fn roots(&self) -> Roots {
+        self.parts().roots.clone()
     }
 
     pub fn now(&self) -> u64 {

@@ -126,7 +126,9 @@ fn world_on(store: Store) -> World {
         Cache::new(store),
         dns.clone(),
         server.clone(),
+        crate::tls::webpki::Roots::none(),
         Settings {
+            enabled: true,
             refresh_interval: 86400,
         },
         Arc::new(move || c.load(Ordering::SeqCst)),

@@ -83,9 +83,20 @@ impl HttpsFetcher {
         resolver: Arc<dyn Resolver>,
         timeout: Duration,
     ) -> Result<HttpsFetcher, String> {
+        HttpsFetcher::on_port(roots, resolver, timeout, 443)
+    }
+
+    /// The same, connecting to `port` instead of HTTPS's 443 (the URL
+    /// stays the RFC's): for tests that cannot bind port 443.
+    pub fn on_port(
+        roots: &Roots,
+        resolver: Arc<dyn Resolver>,
+        timeout: Duration,
+        port: u16,
+    ) -> Result<HttpsFetcher, String> {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(https_config(roots))
-            .dns_resolver(Arc::new(ViaResolver(resolver)))
+            .dns_resolver(Arc::new(ViaResolver(resolver, port)))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .http1_only()
@@ -210,21 +221,22 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// reqwest's name resolution through danegate's resolver, so that a
 /// policy host is found where `[dns]` says, as MX hosts are.
-struct ViaResolver(Arc<dyn Resolver>);
+struct ViaResolver(Arc<dyn Resolver>, u16);
 
 impl reqwest::dns::Resolve for ViaResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let resolver = self.0.clone();
+        let port = self.1;
         let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
         Box::pin(async move {
             let mut addrs: Vec<SocketAddr> = Vec::new();
             let mut failure = None;
             match resolver.ipv6(&host).await {
-                Ok(l) => addrs.extend(l.records().iter().map(|a| SocketAddr::new((*a).into(), 0))),
+                Ok(l) => addrs.extend(l.records().iter().map(|a| SocketAddr::new((*a).into(), port))),
                 Err(e) => failure = Some(e),
             }
             match resolver.ipv4(&host).await {
-                Ok(l) => addrs.extend(l.records().iter().map(|a| SocketAddr::new((*a).into(), 0))),
+                Ok(l) => addrs.extend(l.records().iter().map(|a| SocketAddr::new((*a).into(), port))),
                 Err(e) => failure = Some(e),
             }
             if addrs.is_empty() {

@@ -82,6 +82,15 @@ impl Roots {
         })
     }
 
+    /// No trust anchor at all: every WebPKI check fails.
+    pub fn none() -> Roots {
+        Roots {
+            store: Arc::new(RootCertStore::empty()),
+            system: 0,
+            extra: 0,
+        }
+    }
+
     /// Roots from PEM text (tests and the lab's CA).
     pub fn from_pem(pem: &[u8]) -> Result<Roots, String> {
         let mut store = RootCertStore::empty();

@@ -232,11 +232,19 @@ impl reqwest::dns::Resolve for ViaResolver {
             let mut addrs: Vec<SocketAddr> = Vec::new();
             let mut failure = None;
             match resolver.ipv6(&host).await {
-                Ok(l) => addrs.extend(l.records().iter().map(|a| SocketAddr::new((*a).into(), port))),
+                Ok(l) => addrs.extend(
+                    l.records()
+                        .iter()
+                        .map(|a| SocketAddr::new((*a).into(), port)),
+                ),
                 Err(e) => failure = Some(e),
             }
             match resolver.ipv4(&host).await {
-                Ok(l) => addrs.extend(l.records().iter().map(|a| SocketAddr::new((*a).into(), port))),
+                Ok(l) => addrs.extend(
+                    l.records()
+                        .iter()
+                        .map(|a| SocketAddr::new((*a).into(), port)),
+                ),
                 Err(e) => failure = Some(e),
             }
             if addrs.is_empty() {

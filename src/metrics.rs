@@ -238,6 +238,24 @@ impl Metrics {
 }
 
 /// The process-wide metrics.
+/// One inbound session in `sessions_active`: counted up when made, down
+/// when dropped, so the gauge is right however a session ends.
+pub struct ActiveSession(());
+
+impl ActiveSession {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> ActiveSession {
+        global().sessions_active.inc();
+        ActiveSession(())
+    }
+}
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        global().sessions_active.dec();
+    }
+}
+
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)

@@ -10,8 +10,8 @@
 //! | `danegate_connections_total` | `result`: accepted, not_allowed, busy, shutting_down |
 //! | `danegate_sessions_active` | |
 //! | `danegate_transactions_total` | `outcome`: delivered, deferred, rejected |
-//! | `danegate_recipients_total` | `outcome`, `reason`: none, dane_mismatch, starttls_missing, tls_failed, dns_failed, dns_bogus, connect_failed, connection_lost, remote_4xx, remote_5xx, policy, no_mail_domain, other_domain, message_refused, client_gone, other |
-//! | `danegate_tls_connections_total` | `state`: verified, trusted, untrusted, anonymous, plaintext |
+//! | `danegate_recipients_total` | `outcome`, `reason`: none, dane_mismatch, sts_certificate, sts_starttls_missing, sts_mx_not_allowed, starttls_missing, tls_failed, dns_failed, dns_bogus, connect_failed, connection_lost, remote_4xx, remote_5xx, policy, no_mail_domain, other_domain, message_refused, client_gone, other |
+//! | `danegate_tls_connections_total` | `state`: verified_dane, verified_sts, trusted, untrusted, anonymous, plaintext |
 //! | `danegate_dane_results_total` | `result` (per host tried): ok, mismatch, unusable, not_applicable, insecure, lookup_failed |
 //! | `danegate_sts_policy_fetches_total` | `result` (MTA-STS policy fetches): ok, sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid |
 //! | `danegate_sts_results_total` | `result` (per host tried under an MTA-STS policy): verified, certificate_invalid, starttls_missing, mx_not_allowed, testing_would_defer |

@@ -22,7 +22,7 @@
 //!
 //! The invariant, checked per recipient: delivered exactly once (the
 //! receiver kept it once, with byte-identical content), over verified TLS
-//! (danegate logged `tls=verified` for it, the receiver never saw a
+//! (danegate logged `tls=verified(dane)` for it, the receiver never saw a
 //! transaction without TLS), and Postfix logged exactly one `status=sent`
 //! for it whose reply names the receiver's own queue ID of that very copy
 //! (so no recipient was acknowledged without the destination's 250) and
@@ -505,7 +505,7 @@ fn thousand_messages_through_postfix_survive_faults() {
                 .lines()
                 .filter(|l| l.contains(&format!("to=<{r}>")) && l.contains("delivered"))
                 .collect();
-            if delivered.len() != 1 || !delivered[0].contains(" tls=\"verified ") {
+            if delivered.len() != 1 || !delivered[0].contains(" tls=\"verified(dane) ") {
                 problems.push(format!("{r}: danegate delivered lines {delivered:#?}"));
             }
         }

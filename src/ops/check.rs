@@ -764,6 +764,9 @@ fn tls_report(state: &TlsState, sni: Option<String>) -> TlsReport {
         }
         | TlsState::Verified {
             protocol, cipher, ..
+        }
+        | TlsState::VerifiedSts {
+            protocol, cipher, ..
         } => (protocol.clone(), cipher.clone()),
     };
     TlsReport {

@@ -135,6 +135,9 @@ pub fn requirement(r: Requirement) -> String {
         Requirement::Opportunistic => "opportunistic TLS".into(),
         Requirement::TlsRequired => "TLS required (no authentication)".into(),
         Requirement::DaneRequired => "DANE required".into(),
+        Requirement::StsRequired => {
+            "MTA-STS required (WebPKI certificate for the host name)".into()
+        }
         Requirement::Refuse(reason) => format!("refused: {reason}"),
     }
 }

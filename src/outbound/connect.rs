@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::metrics;
 use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
 use crate::outbound::failure::Failure;
+use crate::outbound::mtasts;
 use crate::outbound::plan::{Host, Plan, SkipReason};
 use crate::outbound::pool::Destination;
 use crate::outbound::stage::Stage;
@@ -31,6 +32,7 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         .planner
         .plan(ctx.resolver.as_ref(), &ctx.config, domain)
         .await?;
+    mtasts::log_plan(session, &plan);
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
         if matches!(&skipped.reason, SkipReason::Dns(e) if e.rtype == "TLSA") {
@@ -55,8 +57,8 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
                 });
             }
             Err(e) => {
-                warn!(session, domain, "delivery attempt failed: {e}");
-                let f = Failure::Outbound(e);
+                let f = mtasts::failure(&plan, host, e);
+                warn!(session, domain, "delivery attempt failed: {f}");
                 if worst
                     .as_ref()
                     .is_none_or(|w| f.specificity() >= w.specificity())
@@ -90,6 +92,9 @@ enum Protection {
     Encrypt,
     /// STARTTLS required, certificate matched against TLSA records.
     Dane,
+    /// STARTTLS required, certificate valid for the MX host name under
+    /// the WebPKI (an MTA-STS `enforce` policy).
+    Sts,
 }
 
 /// A TLS problem that enforcement would defer for (4.7.4, 4.7.5).
@@ -145,7 +150,9 @@ async fn try_host(
             Requirement::Opportunistic => Protection::Opportunistic,
             Requirement::TlsRequired => Protection::Encrypt,
             Requirement::DaneRequired => Protection::Dane,
+            Requirement::StsRequired => Protection::Sts,
         };
+        mtasts::observe_not_allowed(plan, host, &peer);
         let e = match attempt(ctx, plan, host, &peer, wanted).await {
             Ok(c) => return Ok(c),
             Err(e) => e,
@@ -187,6 +194,7 @@ async fn attempt(
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
     let mut verifier = None;
+    let sts = mtasts::verifier(ctx, host, protection == Protection::Sts);
     let (tls, tls_config, sni) = match protection {
         Protection::Off => (
             TlsMode::Off,
@@ -224,6 +232,17 @@ async fn attempt(
                 sni_for(&base),
             )
         }
+        // RFC 8461 §4.2: the MX host name is the name checked (and SNI).
+        Protection::Sts => (
+            TlsMode::Required,
+            ctx.tls_opportunistic.clone(),
+            sni_for(&host.name),
+        ),
+    };
+    // Under an MTA-STS policy the connection carries its WebPKI check.
+    let tls_config = match (&sts, protection) {
+        (Some(v), p) if p != Protection::Dane => crate::tls::webpki::sts_config(v.clone()),
+        _ => tls_config,
     };
     let hello = Hello {
         hostname: ctx.config.server.hostname.0.clone(),
@@ -241,7 +260,10 @@ async fn attempt(
                 _ => "not_applicable",
             });
         }
-        return result;
+        return match &sts {
+            Some(v) => mtasts::conclude(result, v, protection == Protection::Sts, plan, host),
+            None => result,
+        };
     };
     metrics::global().dane(if v.matched().is_some() {
         "ok"
@@ -306,6 +328,7 @@ fn tls_word(state: &TlsState) -> &'static str {
         TlsState::Anonymous { .. } => "anonymous",
         TlsState::Untrusted { .. } => "untrusted",
         TlsState::Trusted { .. } => "trusted",
-        TlsState::Verified { .. } => "verified",
+        TlsState::Verified { .. } => "verified_dane",
+        TlsState::VerifiedSts { .. } => "verified_sts",
     }
 }

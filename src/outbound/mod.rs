@@ -14,6 +14,7 @@
 pub mod client;
 pub mod connect;
 pub mod failure;
+pub mod mtasts;
 pub mod plan;
 pub mod pool;
 pub mod stage;
@@ -62,7 +63,10 @@ impl Context {
         sts: Arc<crate::sts::Sts>,
     ) -> Context {
         let timeouts = Arc::new(config.timeouts.clone());
-        let planner = Planner::for_config(&config);
+        let planner = Planner {
+            sts: Some(sts.clone()),
+            ..Planner::for_config(&config)
+        };
         let pool = Pool::new(
             Duration::from_secs(config.timeouts.connection_cache),
             Duration::from_secs(config.timeouts.connection_reuse_limit),

@@ -1,4 +1,5 @@
 //! MTA-STS (RFC 8461): SMTP MTA Strict Transport Security.
+pub mod apply;
 pub mod cache;
 pub mod discover;
 pub mod fetch;

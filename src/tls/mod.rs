@@ -157,6 +157,13 @@ pub enum TlsState {
         cipher: String,
         matched: String,
     },
+    /// MTA-STS: the certificate is valid for the MX host name under the
+    /// WebPKI, and the host is allowed by the domain's policy.
+    VerifiedSts {
+        protocol: String,
+        cipher: String,
+        matched: String,
+    },
 }
 
 impl TlsState {
@@ -193,6 +200,9 @@ impl TlsState {
             | TlsState::Verified {
                 protocol, cipher, ..
             } => (protocol.clone(), cipher.clone()),
+            TlsState::VerifiedSts {
+                protocol, cipher, ..
+            } => (protocol.clone(), cipher.clone()),
             TlsState::None => return TlsState::None,
         };
         let matched = matched.to_string();
@@ -211,6 +221,29 @@ impl TlsState {
         }
     }
 
+    /// The same connection, its certificate valid under the WebPKI for
+    /// an MTA-STS policy (`matched` says for what).
+    pub fn sts_verified(&self, matched: String) -> TlsState {
+        match self {
+            TlsState::Untrusted { protocol, cipher }
+            | TlsState::Anonymous { protocol, cipher }
+            | TlsState::Trusted {
+                protocol, cipher, ..
+            }
+            | TlsState::Verified {
+                protocol, cipher, ..
+            }
+            | TlsState::VerifiedSts {
+                protocol, cipher, ..
+            } => TlsState::VerifiedSts {
+                protocol: protocol.clone(),
+                cipher: cipher.clone(),
+                matched,
+            },
+            TlsState::None => TlsState::None,
+        }
+    }
+
     /// Postfix's word for the connection: `Verified`, `Trusted`,
     /// `Untrusted`, `Anonymous`, or none for plaintext.
     pub fn label(&self) -> &'static str {
@@ -219,7 +252,7 @@ impl TlsState {
             TlsState::Anonymous { .. } => "Anonymous",
             TlsState::Untrusted { .. } => "Untrusted",
             TlsState::Trusted { .. } => "Trusted",
-            TlsState::Verified { .. } => "Verified",
+            TlsState::Verified { .. } | TlsState::VerifiedSts { .. } => "Verified",
         }
     }
 
@@ -241,6 +274,11 @@ impl TlsState {
                 matched,
             }
             | TlsState::Verified {
+                protocol,
+                cipher,
+                matched,
+            }
+            | TlsState::VerifiedSts {
                 protocol,
                 cipher,
                 matched,
@@ -266,12 +304,17 @@ impl fmt::Display for TlsState {
                 protocol,
                 cipher,
                 matched,
-            } => write!(f, "trusted {protocol} {cipher} ({matched})"),
+            } => write!(f, "trusted(dane) {protocol} {cipher} ({matched})"),
             TlsState::Verified {
                 protocol,
                 cipher,
                 matched,
-            } => write!(f, "verified {protocol} {cipher} ({matched})"),
+            } => write!(f, "verified(dane) {protocol} {cipher} ({matched})"),
+            TlsState::VerifiedSts {
+                protocol,
+                cipher,
+                matched,
+            } => write!(f, "verified(sts) {protocol} {cipher} ({matched})"),
         }
     }
 }

@@ -200,3 +200,118 @@ pub fn describe(e: &rustls::CertificateError) -> String {
         other => format!("certificate error: {other:?}"),
     }
 }
+
+/// How an MTA-STS MX certificate check ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebPkiVerdict {
+    /// The chain leads to a trusted root and the leaf is valid for the
+    /// host name: what was matched ("mx.example.com, issued by ...").
+    Valid(String),
+    /// Why not.
+    Invalid(String),
+}
+
+/// The MX certificate check of MTA-STS (RFC 8461 §4.2): the chain must
+/// lead to a trusted root, be within its validity dates, and the leaf
+/// must carry a SAN dNSName matching the MX host name (the name the
+/// connection was made for), a wildcard only as the whole left-most
+/// label. Handshake signatures are always verified.
+///
+/// `enforce`: a failed check fails the handshake. Otherwise (a `testing`
+/// policy) the check is made and remembered, and any chain is accepted.
+#[derive(Debug)]
+pub struct StsVerifier {
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    enforce: bool,
+    verdict: std::sync::Mutex<Option<WebPkiVerdict>>,
+}
+
+impl StsVerifier {
+    pub fn new(roots: &Roots, enforce: bool) -> StsVerifier {
+        StsVerifier {
+            inner: roots.verifier(),
+            provider: super::provider(),
+            enforce,
+            verdict: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The outcome of the last certificate check (none before the
+    /// server's certificate arrived).
+    pub fn verdict(&self) -> Option<WebPkiVerdict> {
+        self.verdict
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn judge(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> WebPkiVerdict {
+        use rustls::client::danger::ServerCertVerifier;
+        let Some(inner) = &self.inner else {
+            return WebPkiVerdict::Invalid("no trusted root certificate is configured".into());
+        };
+        match inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Ok(_) => WebPkiVerdict::Valid(format!(
+                "WebPKI: {} issued by {}",
+                server_name.to_str(),
+                issuer(end_entity)
+            )),
+            Err(rustls::Error::InvalidCertificate(c)) => WebPkiVerdict::Invalid(describe(&c)),
+            Err(e) => WebPkiVerdict::Invalid(e.to_string()),
+        }
+    }
+}
+
+/// The issuer's distinguished name of a DER certificate, for logs.
+fn issuer(der: &CertificateDer<'_>) -> String {
+    match x509_parser::parse_x509_certificate(der.as_ref()) {
+        Ok((_, cert)) => cert.issuer().to_string(),
+        Err(_) => "an unparsable issuer".into(),
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for StsVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verdict = self.judge(end_entity, intermediates, server_name, ocsp_response, now);
+        let valid = matches!(verdict, WebPkiVerdict::Valid(_));
+        *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
+        if valid || !self.enforce {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    super::handshake_signatures_verified!();
+}
+
+/// A configuration for one MTA-STS connection around its verifier: TLS
+/// 1.2 and 1.3 (RFC 8461 §4.2 asks for 1.2 or later), no session
+/// resumption (a resumed session skips the certificate check).
+pub fn sts_config(verifier: Arc<StsVerifier>) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::lab::{read_text, require_tool, wait_for, write_file};
+use crate::lab::{read_text, require_tool, run_output, wait_for, write_file, Ask, DnsLab, Server};
 
 /// Where every lab `mta-sts.DOMAIN` points.
 pub const POLICY_SERVER: SocketAddr =
@@ -246,4 +246,29 @@ pub fn policy(mode: &str, mx: &[&str], max_age: u64) -> String {
     }
     s.push_str(&format!("max_age: {max_age}\r\n"));
     s
+}
+
+/// Replaces `owner`'s TXT record in `zone` (knotc transaction) and waits
+/// until the leaf server serves it.
+pub fn set_txt(lab: &DnsLab, zone: &str, owner: &str, text: &str) {
+    let knotc = require_tool("knotc");
+    let conf = lab.dir().join(Server::Leaf.dir_name()).join("knot.conf");
+    let run = |args: &[&str]| {
+        let out = run_output(Command::new(&knotc).arg("-c").arg(&conf).args(args), None);
+        assert!(
+            out.status.success(),
+            "knotc {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let fqdn = format!("{owner}.");
+    run(&["zone-begin", zone]);
+    run(&["zone-unset", zone, &fqdn, "TXT"]);
+    run(&["zone-set", zone, &fqdn, "2", "TXT", &format!("\"{text}\"")]);
+    run(&["zone-commit", zone]);
+    wait_for(&format!("knotd to serve {owner} TXT {text:?}"), || {
+        let a = crate::dig::query(Server::Leaf.addr(), owner, "TXT", Ask::AUTHORITATIVE);
+        a.answer.iter().any(|r| r.data.contains(text)).then_some(())
+    });
 }

@@ -11,12 +11,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::gate::{self, Anchor, Dns, Running};
 use crate::lab::*;
-use crate::policyhost::{policy, Identity, PolicyServer, StsPki};
+use crate::policyhost::{policy, set_txt, Identity, PolicyServer, StsPki};
 use crate::postfix::{Options, Postfix, Role, LEGACY_DOMAIN};
 use crate::util;
 
@@ -133,31 +132,6 @@ fn start_gate(lab: &DnsLab, listen: SocketAddr, name: &str, ca: &Path, state: &P
     let mut gate = Running::start(&gate::write_config(lab, name, &text));
     gate.wait_log(&format!("listening on {listen}"), Duration::from_secs(15));
     gate
-}
-
-/// Replaces `owner`'s TXT record in `zone` (knotc transaction) and waits
-/// until the leaf server serves it.
-fn set_txt(lab: &DnsLab, zone: &str, owner: &str, text: &str) {
-    let knotc = require_tool("knotc");
-    let conf = lab.dir().join(Server::Leaf.dir_name()).join("knot.conf");
-    let run = |args: &[&str]| {
-        let out = run_output(Command::new(&knotc).arg("-c").arg(&conf).args(args), None);
-        assert!(
-            out.status.success(),
-            "knotc {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let fqdn = format!("{owner}.");
-    run(&["zone-begin", zone]);
-    run(&["zone-unset", zone, &fqdn, "TXT"]);
-    run(&["zone-set", zone, &fqdn, "2", "TXT", &format!("\"{text}\"")]);
-    run(&["zone-commit", zone]);
-    wait_for(&format!("knotd to serve {owner} TXT {text:?}"), || {
-        let a = crate::dig::query(Server::Leaf.addr(), owner, "TXT", Ask::AUTHORITATIVE);
-        a.answer.iter().any(|r| r.data.contains(text)).then_some(())
-    });
 }
 
 /// Waits for a danegate log line with every needle, asking the legacy

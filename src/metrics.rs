@@ -307,3 +307,25 @@ async fn answer(mut stream: TcpStream) -> std::io::Result<()> {
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_counted_down_however_it_ends() {
+        let active = || global().sessions_active.get();
+        let before = active();
+        {
+            let _s = ActiveSession::new();
+            assert_eq!(active(), before + 1);
+        }
+        assert_eq!(active(), before);
+        let panicked = std::panic::catch_unwind(|| {
+            let _s = ActiveSession::new();
+            panic!("a bug in a session");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(active(), before);
+    }
+}

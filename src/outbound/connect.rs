@@ -193,64 +193,13 @@ async fn attempt(
     peer: &Peer,
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let mut verifier = None;
+    let (mut hello, verifier) = hello_for(ctx, plan, host, protection);
+    // Under an MTA-STS policy the connection carries its WebPKI check
+    // (RFC 8461 §4.2: of the MX host name, also the SNI).
     let sts = mtasts::verifier(ctx, host, protection == Protection::Sts);
-    let (tls, tls_config, sni) = match protection {
-        Protection::Off => (
-            TlsMode::Off,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Opportunistic => (
-            TlsMode::Opportunistic,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Encrypt => (
-            TlsMode::Required,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Dane => {
-            // dane-rules §3.2: SNI is the TLSA base domain.
-            let base = host.tlsa_base.clone().unwrap_or_else(|| host.name.clone());
-            let ids = ReferenceIds {
-                tlsa_base: base.clone(),
-                mx_host: host.name.clone(),
-                nexthop: plan.domain.clone(),
-            };
-            let v = Arc::new(DaneVerifier::new(
-                host.tlsa_records.clone(),
-                host.port,
-                ids,
-                crate::tls::provider(),
-            ));
-            verifier = Some(v.clone());
-            (
-                TlsMode::Required,
-                crate::tls::dane_config(v),
-                sni_for(&base),
-            )
-        }
-        // RFC 8461 §4.2: the MX host name is the name checked (and SNI).
-        Protection::Sts => (
-            TlsMode::Required,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-    };
-    // Under an MTA-STS policy the connection carries its WebPKI check.
-    let tls_config = match (&sts, protection) {
-        (Some(v), p) if p != Protection::Dane => crate::tls::webpki::sts_config(v.clone()),
-        _ => tls_config,
-    };
-    let hello = Hello {
-        hostname: ctx.config.server.hostname.0.clone(),
-        tls_config,
-        sni,
-        tls,
-        timeouts: ctx.timeouts.clone(),
-    };
+    if let (Some(v), None) = (&sts, &verifier) {
+        hello.tls_config = crate::tls::webpki::sts_config(v.clone());
+    }
     let result = try_address(ctx, peer, &hello).await;
     let Some(v) = verifier else {
         if protection != Protection::Off {
@@ -295,6 +244,48 @@ async fn attempt(
         },
         Err(e) => Err(e),
     }
+}
+
+/// The conversation settings for one attempt; for DANE also the
+/// connection's own verifier, to ask afterwards what matched.
+fn hello_for(
+    ctx: &Context,
+    plan: &Plan,
+    host: &Host,
+    protection: Protection,
+) -> (Hello, Option<Arc<DaneVerifier>>) {
+    let tls = match protection {
+        Protection::Off => TlsMode::Off,
+        Protection::Opportunistic => TlsMode::Opportunistic,
+        Protection::Encrypt | Protection::Dane | Protection::Sts => TlsMode::Required,
+    };
+    let base = host.tlsa_base.as_ref().unwrap_or(&host.name);
+    let verifier = (protection == Protection::Dane).then(|| {
+        let ids = ReferenceIds {
+            tlsa_base: base.clone(),
+            mx_host: host.name.clone(),
+            nexthop: plan.domain.clone(),
+        };
+        Arc::new(DaneVerifier::new(
+            host.tlsa_records.clone(),
+            host.port,
+            ids,
+            crate::tls::provider(),
+        ))
+    });
+    let (tls_config, sni) = match &verifier {
+        // dane-rules §3.2: SNI is the TLSA base domain.
+        Some(v) => (crate::tls::dane_config(v.clone()), base),
+        None => (ctx.tls_opportunistic.clone(), &host.name),
+    };
+    let hello = Hello {
+        hostname: ctx.config.server.hostname.0.clone(),
+        tls_config,
+        sni: sni_for(sni),
+        tls,
+        timeouts: ctx.timeouts.clone(),
+    };
+    (hello, verifier)
 }
 
 async fn try_address(

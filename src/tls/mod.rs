@@ -1,20 +1,63 @@
-//! Outbound TLS: the rustls client configuration and the certificate
-//! verifier slot.
+//! Outbound TLS: every rustls type danegate uses lives below this module.
 //!
-//! Every verifier here delegates the handshake signature checks to the
-//! crypto provider, always: a server must prove it holds the key of the
-//! certificate it presents. What differs between verifiers is only how the
-//! certificate chain is judged: the opportunistic one here (any chain, no
-//! authentication: Postfix's "Untrusted"), the DANE one in [`dane`]. The
-//! signature methods of both come from one macro.
+//! - [`config`]: the crypto provider and the one builder every client
+//!   configuration comes from (the relay's opportunistic one, the
+//!   per-connection DANE one, the `check` command's probes).
+//! - The certificate verifiers, which differ only in how they judge the
+//!   presented chain: [`opportunistic`] (any chain, no authentication:
+//!   Postfix's "Untrusted"), [`dane`] (the chain must match the host's
+//!   TLSA records, RFC 7672) and [`record`] (any chain, remembered for the
+//!   `check` command to judge afterwards).
+//! - [`webpki`]: WebPKI validation for MTA-STS (the trusted roots, the
+//!   HTTPS configuration of policy fetches, the MX certificate verifier).
+//! - [`tlsa`]: TLSA record semantics (usability, what a record's data is
+//!   for a certificate or key).
+//! - [`stream`]: the STARTTLS stream and its handshake; [`state`]: how a
+//!   connection was protected, for logs and metrics.
+//!
+//! Every verifier delegates the handshake signature checks to the crypto
+//! provider, always: a server must prove it holds the key of the
+//! certificate it presents. Their signature methods come from one macro.
+//!
+//! What it does not do: no DNS (the records come from the caller, already
+//! known to be secure), no server side (danegate only listens in
+//! plaintext; the peers that need TLS are its destinations).
 
 /// The handshake-signature methods of a [`ServerCertVerifier`] whose
 /// struct has a `provider: Arc<CryptoProvider>` field: every signature
 /// (TLS 1.2 and 1.3) is checked with the provider's algorithms, so a
 /// server must prove it holds the key of the certificate it presents.
-/// Both verifiers use this one definition.
+/// Every verifier uses this one definition.
+///
+/// `handshake_signatures_verified!(offering allows)` offers (in the
+/// ClientHello) only the schemes for which the verifier's method
+/// `allows(&self, SignatureScheme) -> bool` is true; the signatures are
+/// still checked by the provider.
+///
+/// [`ServerCertVerifier`]: rustls::client::danger::ServerCertVerifier
 macro_rules! handshake_signatures_verified {
     () => {
+        $crate::tls::handshake_signatures_verified!(@verify);
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+    (offering $allows:ident) => {
+        $crate::tls::handshake_signatures_verified!(@verify);
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+                .into_iter()
+                .filter(|scheme| self.$allows(*scheme))
+                .collect()
+        }
+    };
+    (@verify) => {
         fn verify_tls12_signature(
             &self,
             message: &[u8],
@@ -42,279 +85,24 @@ macro_rules! handshake_signatures_verified {
                 &self.provider.signature_verification_algorithms,
             )
         }
-
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.provider
-                .signature_verification_algorithms
-                .supported_schemes()
-        }
     };
 }
 pub(crate) use handshake_signatures_verified;
 
+pub mod config;
 pub mod dane;
+pub mod opportunistic;
+pub mod record;
+pub mod state;
 pub mod stream;
 pub mod tlsa;
 pub mod webpki;
 
-use std::fmt;
-use std::sync::Arc;
-
-use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-pub use rustls::pki_types::CertificateDer;
-use rustls::pki_types::{ServerName, UnixTime};
+pub use config::{client_config, dane_config, opportunistic_config, probe_config, provider, Keys};
+pub use opportunistic::UnauthenticatedVerifier;
+/// The certificate and key data types (DER, PEM sections), for code
+/// outside this module that handles certificates as data.
+pub use rustls::pki_types;
+pub use rustls::pki_types::{CertificateDer, UnixTime};
 pub use rustls::ClientConfig;
-
-/// The crypto provider danegate uses everywhere.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Accepts any certificate chain without authenticating it, but verifies
-/// the handshake signatures against the presented leaf key.
-#[derive(Debug)]
-pub struct UnauthenticatedVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl UnauthenticatedVerifier {
-    pub fn new(provider: Arc<CryptoProvider>) -> Self {
-        UnauthenticatedVerifier { provider }
-    }
-}
-
-impl ServerCertVerifier for UnauthenticatedVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // Opportunistic TLS: encryption without authentication, as
-        // Postfix's "may"/"encrypt" levels do.
-        Ok(ServerCertVerified::assertion())
-    }
-
-    handshake_signatures_verified!();
-}
-
-/// A client configuration (TLS 1.2 and 1.3) around a verifier. Session
-/// resumption uses rustls's in-memory store, shared by every connection
-/// made with the returned configuration.
-pub fn client_config(verifier: Arc<dyn ServerCertVerifier>) -> Arc<ClientConfig> {
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// A configuration for one DANE connection. Session resumption is off:
-/// a resumed session skips certificate verification, and every DANE
-/// connection must match its TLSA records afresh (they may have changed).
-pub fn dane_config(verifier: Arc<dane::DaneVerifier>) -> Arc<ClientConfig> {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.resumption = rustls::client::Resumption::disabled();
-    Arc::new(config)
-}
-
-/// The opportunistic client configuration.
-pub fn opportunistic_config() -> Arc<ClientConfig> {
-    client_config(Arc::new(UnauthenticatedVerifier::new(provider())))
-}
-
-/// How an outbound connection was protected, in Postfix's vocabulary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsState {
-    /// Plaintext.
-    None,
-    /// TLS without a server certificate (anonymous cipher suites; rustls
-    /// never negotiates these, the variant exists for the log vocabulary).
-    Anonymous { protocol: String, cipher: String },
-    /// TLS, certificate not authenticated.
-    Untrusted { protocol: String, cipher: String },
-    /// DANE matched, but the MX records were not DNSSEC-signed, so the
-    /// host name itself is not authenticated.
-    Trusted {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
-    /// DANE matched and the host name came from a secure MX RRset (or a
-    /// static route).
-    Verified {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
-    /// MTA-STS: the certificate is valid for the MX host name under the
-    /// WebPKI, and the host is allowed by the domain's policy.
-    VerifiedSts {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
-}
-
-impl TlsState {
-    /// The state of an established rustls connection.
-    pub fn untrusted(conn: &rustls::ClientConnection) -> TlsState {
-        let protocol = conn
-            .protocol_version()
-            .map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
-                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
-                other => format!("{other:?}"),
-            })
-            .unwrap_or_else(|| "unknown".into());
-        let cipher = conn
-            .negotiated_cipher_suite()
-            .map(|c| format!("{:?}", c.suite()))
-            .unwrap_or_else(|| "unknown".into());
-        TlsState::Untrusted { protocol, cipher }
-    }
-
-    pub fn is_tls(&self) -> bool {
-        !matches!(self, TlsState::None)
-    }
-
-    /// The same connection, authenticated by DANE: `Verified` when the
-    /// MX host name is authenticated, `Trusted` otherwise.
-    pub fn authenticated(&self, mx_secure: bool, matched: &dane::DaneMatch) -> TlsState {
-        let (protocol, cipher) = match self {
-            TlsState::Untrusted { protocol, cipher }
-            | TlsState::Anonymous { protocol, cipher }
-            | TlsState::Trusted {
-                protocol, cipher, ..
-            }
-            | TlsState::Verified {
-                protocol, cipher, ..
-            } => (protocol.clone(), cipher.clone()),
-            TlsState::VerifiedSts {
-                protocol, cipher, ..
-            } => (protocol.clone(), cipher.clone()),
-            TlsState::None => return TlsState::None,
-        };
-        let matched = matched.to_string();
-        if mx_secure {
-            TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            }
-        } else {
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            }
-        }
-    }
-
-    /// The same connection, its certificate valid under the WebPKI for
-    /// an MTA-STS policy (`matched` says for what).
-    pub fn sts_verified(&self, matched: String) -> TlsState {
-        match self {
-            TlsState::Untrusted { protocol, cipher }
-            | TlsState::Anonymous { protocol, cipher }
-            | TlsState::Trusted {
-                protocol, cipher, ..
-            }
-            | TlsState::Verified {
-                protocol, cipher, ..
-            }
-            | TlsState::VerifiedSts {
-                protocol, cipher, ..
-            } => TlsState::VerifiedSts {
-                protocol: protocol.clone(),
-                cipher: cipher.clone(),
-                matched,
-            },
-            TlsState::None => TlsState::None,
-        }
-    }
-
-    /// Postfix's word for the connection: `Verified`, `Trusted`,
-    /// `Untrusted`, `Anonymous`, or none for plaintext.
-    pub fn label(&self) -> &'static str {
-        match self {
-            TlsState::None => "plaintext",
-            TlsState::Anonymous { .. } => "Anonymous",
-            TlsState::Untrusted { .. } => "Untrusted",
-            TlsState::Trusted { .. } => "Trusted",
-            TlsState::Verified { .. } | TlsState::VerifiedSts { .. } => "Verified",
-        }
-    }
-
-    /// The per-connection log line, e.g. "Verified TLS connection
-    /// established to mx[192.0.2.1]:25: TLSv1.3 with cipher X; matched
-    /// DANE-EE 3 1 1 2c8a4f01… at depth 0".
-    pub fn connection_line(&self, peer: &impl fmt::Display) -> String {
-        match self {
-            TlsState::None => format!("plaintext connection to {peer}"),
-            TlsState::Anonymous { protocol, cipher } | TlsState::Untrusted { protocol, cipher } => {
-                format!(
-                    "{} TLS connection established to {peer}: {protocol} with cipher {cipher}",
-                    self.label()
-                )
-            }
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            }
-            | TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            }
-            | TlsState::VerifiedSts {
-                protocol,
-                cipher,
-                matched,
-            } => format!(
-                "{} TLS connection established to {peer}: {protocol} with cipher {cipher}; matched {matched}",
-                self.label()
-            ),
-        }
-    }
-}
-
-impl fmt::Display for TlsState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsState::None => f.write_str("none"),
-            TlsState::Anonymous { protocol, cipher } => {
-                write!(f, "anonymous {protocol} {cipher}")
-            }
-            TlsState::Untrusted { protocol, cipher } => {
-                write!(f, "untrusted {protocol} {cipher}")
-            }
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "trusted(dane) {protocol} {cipher} ({matched})"),
-            TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "verified(dane) {protocol} {cipher} ({matched})"),
-            TlsState::VerifiedSts {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "verified(sts) {protocol} {cipher} ({matched})"),
-        }
-    }
-}
+pub use state::TlsState;

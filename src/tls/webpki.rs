@@ -131,12 +131,7 @@ pub fn https_config(roots: &Roots) -> ClientConfig {
             provider: super::provider(),
         }),
     };
-    ClientConfig::builder_with_provider(super::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth()
+    super::config::https_config(verifier)
 }
 
 /// A verifier for when no root is trusted: every chain fails.
@@ -302,16 +297,4 @@ impl rustls::client::danger::ServerCertVerifier for StsVerifier {
     super::handshake_signatures_verified!();
 }
 
-/// A configuration for one MTA-STS connection around its verifier: TLS
-/// 1.2 and 1.3 (RFC 8461 §4.2 asks for 1.2 or later), no session
-/// resumption (a resumed session skips the certificate check).
-pub fn sts_config(verifier: Arc<StsVerifier>) -> Arc<ClientConfig> {
-    let mut config = ClientConfig::builder_with_provider(super::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.resumption = rustls::client::Resumption::disabled();
-    Arc::new(config)
-}
+pub use super::config::sts_config;

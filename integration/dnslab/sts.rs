@@ -219,8 +219,11 @@ fn sts_enforce_testing_failures_cache_restart_and_id_change_through_postfix() {
     );
     submit(rcpt, "sts-ok");
     let sent = wait_new_status(&legacy, rcpt, 0, &["status=sent"]);
+    // "Ok: queued as" (DATA) or "Ok: N bytes queued as" (BDAT).
     assert!(
-        sent.contains(&relay) && sent.contains("(250 2.0.0 Ok: queued as "),
+        sent.contains(&relay)
+            && sent.contains("status=sent (250 2.0.0 Ok: ")
+            && sent.contains(" queued as "),
         "{sent}"
     );
     let got = good.wait_messages(rcpt, 1);
@@ -472,4 +475,154 @@ fn sts_domain_with_tlsa_uses_dane() {
         danegate.log()
     );
     p.stop();
+}
+
+/// `danegate CMD ARGS --config FILE`: exit status and standard output.
+fn run_command(args: &[&str], config: &Path) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(gate::BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run danegate");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[ignore = "needs the integration lab: run integration/test-all"]
+fn sts_resolve_check_and_show_name_the_policy_and_the_mechanism() {
+    let scratch = util::Lab::new("dnslab-sts-ops");
+    let lab = DnsLab::shared();
+    // The published id (another test changes it), past the resolvers'
+    // caches (TTL 2 s).
+    set_txt(&lab, "sts.test.", "_mta-sts.sts.test", "v=STSv1; id=1");
+    std::thread::sleep(Duration::from_secs(3));
+    let pki = StsPki::new(&scratch.subdir("sts-pki"));
+    let valid = pki.issue("mx", &[MX]);
+    let misnamed = pki.issue("mx-misnamed", &["other.sts.test"]);
+    let server = PolicyServer::start_in(&scratch.subdir("policy-server"), &pki);
+    server.serve(
+        "mta-sts.sts.test",
+        policy("enforce", &[MX], 86400).as_bytes(),
+    );
+    server.serve(
+        "mta-sts.notlisted.sts.test",
+        policy("enforce", &["mx.elsewhere.test"], 86400).as_bytes(),
+    );
+    let dns = Dns::Validate {
+        via: VALIDATING,
+        anchor: Anchor::Dnskey,
+    };
+    let state = scratch.subdir("state");
+    let extra = format!(
+        "[mta_sts]\nca_file = {:?}\n\n[state]\ndir = {:?}\n",
+        pki.ca_pem.display().to_string(),
+        state.display().to_string()
+    );
+    let text = gate::config(&lab, gate::next_listen(), dns, "enforce", &extra).replacen(
+        "[dns]\n",
+        "[dns]\nfamilies = \"ipv4\"\n",
+        1,
+    );
+    let config = gate::write_config(&lab, "sts-ops", &text);
+
+    // resolve: the policy (fetched, then cached in the state database)
+    // and each host's requirement.
+    let (code, out, err) = run_command(&["resolve", "sts.test"], &config);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("  MTA-STS: enforce policy of sts.test (id 1, fetched, max_age 86400, mx: mx.sts.test)\n"), "{out}");
+    assert!(out.contains("  host mx.sts.test port 25 preference 10: MTA-STS required (WebPKI certificate for the host name)\n"), "{out}");
+    assert!(out.contains("    MTA-STS: enforce: allowed\n"), "{out}");
+    let (_, out, _) = run_command(&["resolve", "sts.test"], &config);
+    assert!(out.contains("(id 1, cached, max_age 86400"), "{out}");
+    let (_, out, _) = run_command(&["resolve", "notlisted.sts.test"], &config);
+    assert!(
+        out.contains("refused: the MX host is not allowed by the domain's MTA-STS policy"),
+        "{out}"
+    );
+
+    // sts show: the cached policy and its text.
+    let (code, out, err) = run_command(&["sts", "show", "sts.test"], &config);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("MTA-STS for sts.test\n  TXT _mta-sts.sts.test: v=STSv1; id=1\n"),
+        "{out}"
+    );
+    assert!(out.contains("  cached policy ("), "{out}");
+    assert!(
+        out.contains("): id 1, mode enforce, max_age 86400, fetched "),
+        "{out}"
+    );
+    assert!(
+        out.contains("    mx: mx.sts.test\n    policy text:\n      version: STSv1\n"),
+        "{out}"
+    );
+    let (code, out, _) = run_command(&["sts", "show", "sts.test", "--json"], &config);
+    assert_eq!(code, Some(0));
+    let j: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(j["txt"]["id"], "1", "{j:#}");
+    assert_eq!(j["cached"]["mode"], "enforce", "{j:#}");
+    assert_eq!(
+        j["cached"]["mx"],
+        serde_json::json!(["mx.sts.test"]),
+        "{j:#}"
+    );
+
+    // check: the MX certificate judged against the policy.
+    let mut good = receiver(
+        &scratch,
+        "receiver-check-valid",
+        ReceiverTls::Identity(&valid),
+    );
+    let (code, out, err) = run_command(&["check", "sts.test", "--json"], &config);
+    let j: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(code, Some(0), "{j:#}");
+    assert_eq!(j["verdict"], "ok", "{j:#}");
+    assert_eq!(j["mta_sts"]["policy"]["mode"], "enforce", "{j:#}");
+    assert_eq!(j["mta_sts"]["policy"]["source"], "cached", "{j:#}");
+    let h = &j["hosts"][0];
+    assert_eq!(h["mechanism"], "mta-sts", "{j:#}");
+    let a = &h["addresses"][0];
+    assert_eq!(a["webpki"]["valid"], true, "{j:#}");
+    assert_eq!(
+        a["webpki"]["detail"], "WebPKI: mx.sts.test issued by CN=danegate lab MTA-STS CA",
+        "{j:#}"
+    );
+    good.stop();
+    let mut wrong = receiver(
+        &scratch,
+        "receiver-check-misnamed",
+        ReceiverTls::Identity(&misnamed),
+    );
+    let (code, out, _) = run_command(&["check", "sts.test", "--json"], &config);
+    let j: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(code, Some(1), "{j:#}");
+    assert_eq!(j["verdict"], "failed", "{j:#}");
+    assert_eq!(
+        j["problems"],
+        serde_json::json!([format!("{PEER}: certificate is not valid for MTA-STS: the certificate is not valid for the name (no matching SAN dNSName)")]),
+        "{j:#}"
+    );
+    wrong.stop();
+
+    // sts forget: gone, and shown as gone.
+    let (code, out, _) = run_command(&["sts", "forget", "sts.test"], &config);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "forgot the cached MTA-STS policy of sts.test\n")
+    );
+    let (_, out, _) = run_command(&["sts", "show", "sts.test"], &config);
+    assert!(out.contains("  cached policy: none ("), "{out}");
+    let (code, out, _) = run_command(&["sts", "refresh", "sts.test"], &config);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("): id 1, mode enforce, max_age 86400, fetched "),
+        "{out}"
+    );
 }

@@ -118,6 +118,11 @@ struct Parts {
 /// process, so monotonic time will not do).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// Unix seconds now, by the wall clock.
+pub fn time_now() -> u64 {
+    wall_clock()
+}
+
 fn wall_clock() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

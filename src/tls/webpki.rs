@@ -298,3 +298,28 @@ impl rustls::client::danger::ServerCertVerifier for StsVerifier {
 }
 
 pub use super::config::sts_config;
+
+/// The MTA-STS certificate check of a chain seen elsewhere (the `check`
+/// command): leaf first, valid for `name` under `roots` at `now`.
+pub fn verify_chain(
+    roots: &Roots,
+    chain: &[CertificateDer<'static>],
+    name: &str,
+    now: rustls::pki_types::UnixTime,
+) -> WebPkiVerdict {
+    use rustls::client::danger::ServerCertVerifier;
+    let Some((leaf, rest)) = chain.split_first() else {
+        return WebPkiVerdict::Invalid("no certificate was presented".into());
+    };
+    let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.to_owned()) else {
+        return WebPkiVerdict::Invalid(format!("{name:?} is not a host name"));
+    };
+    let Some(inner) = roots.verifier() else {
+        return WebPkiVerdict::Invalid("no trusted root certificate is configured".into());
+    };
+    match inner.verify_server_cert(leaf, rest, &server_name, &[], now) {
+        Ok(_) => WebPkiVerdict::Valid(format!("WebPKI: {name} issued by {}", issuer(leaf))),
+        Err(rustls::Error::InvalidCertificate(c)) => WebPkiVerdict::Invalid(describe(&c)),
+        Err(e) => WebPkiVerdict::Invalid(e.to_string()),
+    }
+}

@@ -145,7 +145,7 @@ fn locally(config: Config, request: Request) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some(rt) = crate::cli::runtime() else {
+    let Some(rt) = super::runtime() else {
         return ExitCode::FAILURE;
     };
     rt.block_on(async move {

@@ -23,7 +23,6 @@ use crate::outbound::stage::Stage;
 use crate::outbound::Context;
 use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
-use crate::tls::TlsState;
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
@@ -43,7 +42,7 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
     for host in &plan.hosts {
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
-                metrics::global().tls(tls_word(client.tls_state()));
+                metrics::global().tls(client.tls_state().metric_label());
                 let note = test_note(ctx);
                 info!(
                     session,
@@ -311,15 +310,4 @@ async fn try_address(
     };
     let _ = stream.set_nodelay(true);
     Client::open(stream, peer.clone(), hello).await
-}
-
-fn tls_word(state: &TlsState) -> &'static str {
-    match state {
-        TlsState::None => "plaintext",
-        TlsState::Anonymous { .. } => "anonymous",
-        TlsState::Untrusted { .. } => "untrusted",
-        TlsState::Trusted { .. } => "trusted",
-        TlsState::Verified { .. } => "verified_dane",
-        TlsState::VerifiedSts { .. } => "verified_sts",
-    }
 }

@@ -119,6 +119,20 @@ impl TlsState {
         }
     }
 
+    /// The `state` label of the TLS connection metric, naming the
+    /// mechanism of a verified connection: `verified_dane`,
+    /// `verified_sts`, `trusted`, `untrusted`, `anonymous`, `plaintext`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            TlsState::None => "plaintext",
+            TlsState::Anonymous { .. } => "anonymous",
+            TlsState::Untrusted { .. } => "untrusted",
+            TlsState::Trusted { .. } => "trusted",
+            TlsState::Verified { .. } => "verified_dane",
+            TlsState::VerifiedSts { .. } => "verified_sts",
+        }
+    }
+
     /// Postfix's word for the connection: `Verified`, `Trusted`,
     /// `Untrusted`, `Anonymous`, or none for plaintext.
     pub fn label(&self) -> &'static str {

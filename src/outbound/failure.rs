@@ -63,6 +63,20 @@ impl Failure {
         }
     }
 
+    /// The destination address the failure happened with, when there
+    /// was one (for the summary line's `relay`).
+    pub fn peer(&self) -> Option<&Peer> {
+        match self {
+            Failure::Plan(_) => None,
+            Failure::Outbound(e) => Some(e.peer()),
+            Failure::Remote { peer, .. } | Failure::Mismatch { peer, .. } => Some(peer),
+            Failure::Sts { failure, .. } => match failure {
+                StsFailure::MxNotAllowed { peer, .. } => Some(peer),
+                StsFailure::Connection(e) => Some(e.peer()),
+            },
+        }
+    }
+
     /// The `reason` label of the recipient metrics.
     pub fn reason(&self) -> &'static str {
         use crate::dns::FailureKind;

@@ -114,3 +114,92 @@ pub async fn for_domain(sts: Option<&Sts>, level: Level, policy_domain: Option<&
         Level::Dane | Level::Encrypt => ForDomain::Discovered(Box::new(sts.discover(domain).await)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sts::discover::Source;
+    use crate::sts::policy;
+
+    fn discovered(text: &str) -> ForDomain {
+        ForDomain::Discovered(Box::new(Discovery {
+            domain: "example.com".into(),
+            txt: Txt::Absent,
+            applied: Some(Applied {
+                domain: "example.com".into(),
+                id: "7".into(),
+                text: text.into(),
+                policy: policy::parse(text.as_bytes()).unwrap(),
+                fetched_at: 0,
+                expires_at: 60,
+                source: Source::Cache,
+            }),
+            problem: None,
+        }))
+    }
+
+    #[test]
+    fn each_host_gets_its_status() {
+        let enforce = discovered(
+            "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.example.net\nmax_age: 60\n",
+        );
+        let testing =
+            discovered("version: STSv1\nmode: testing\nmx: mx1.example.com\nmax_age: 60\n");
+        let none = discovered("version: STSv1\nmode: none\nmax_age: 60\n");
+        let table: &[(&ForDomain, &str, StsStatus)] = &[
+            (
+                &enforce,
+                "mx1.example.com",
+                StsStatus::Enforce { allowed: true },
+            ),
+            (
+                &enforce,
+                "a.example.net",
+                StsStatus::Enforce { allowed: true },
+            ),
+            (
+                &enforce,
+                "a.b.example.net",
+                StsStatus::Enforce { allowed: false },
+            ),
+            (
+                &enforce,
+                "mx9.example.com",
+                StsStatus::Enforce { allowed: false },
+            ),
+            (
+                &testing,
+                "mx1.example.com",
+                StsStatus::Testing { allowed: true },
+            ),
+            (
+                &testing,
+                "mx2.example.com",
+                StsStatus::Testing { allowed: false },
+            ),
+            (&none, "mx1.example.com", StsStatus::None),
+            (&ForDomain::Off, "mx1.example.com", StsStatus::None),
+            (
+                &ForDomain::NotApplicable("static route or address literal"),
+                "mx1.example.com",
+                StsStatus::None,
+            ),
+        ];
+        for (d, host, want) in table {
+            assert_eq!(d.status_for(host), *want, "{host} under {}", d.describe());
+        }
+        assert!(none.active().is_none());
+        assert_eq!(
+            enforce.describe(),
+            "enforce policy of example.com (id 7, cached, max_age 60, mx: mx1.example.com *.example.net)"
+        );
+        assert_eq!(
+            ForDomain::OptedOut {
+                domain: "example.com".into(),
+                announced: true
+            }
+            .describe(),
+            "ignored: policy level may is an explicit opt-out (example.com announces an MTA-STS policy)"
+        );
+    }
+}

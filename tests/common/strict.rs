@@ -90,6 +90,8 @@ pub struct Delivered {
 pub struct StrictConn {
     /// Every byte received, in order.
     pub bytes: Vec<u8>,
+    /// The same bytes as the reads that got them: what arrived together.
+    pub reads: Vec<Vec<u8>>,
     /// Command lines, in order.
     pub commands: Vec<String>,
     pub violations: Vec<String>,
@@ -194,7 +196,10 @@ impl Peer {
         match self.tcp.read(&mut chunk).await {
             Ok(0) | Err(_) => false,
             Ok(n) => {
-                self.note(|c| c.bytes.extend_from_slice(&chunk[..n]));
+                self.note(|c| {
+                    c.bytes.extend_from_slice(&chunk[..n]);
+                    c.reads.push(chunk[..n].to_vec());
+                });
                 self.buf.extend_from_slice(&chunk[..n]);
                 true
             }

@@ -516,7 +516,7 @@ pub const CASES: &[Case] = &[
         about: "signed with NSEC3 (no salt, no extra iterations): the AAAA NODATA is an NSEC3 proof",
         rfc: "RFC 5155 §8.5: an NSEC3 NODATA proof is as secure as an NSEC one; RFC 9276 §3.1: no salt, 0 iterations",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.nsec3.test", &["127.0.25.13"])],
+        hosts: &[zoo_host("mx.nsec3.test", &["127.0.25.31"])],
     },
     Case {
         domain: "nosuch.nsec3.test",
@@ -530,14 +530,14 @@ pub const CASES: &[Case] = &[
         about: "NSEC3 with opt-out; its own data is signed",
         rfc: "RFC 5155 §6: opt-out changes only what unsigned delegations prove; signed data stays secure",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.optout.test", &["127.0.25.14"])],
+        hosts: &[zoo_host("mx.optout.test", &["127.0.25.32"])],
     },
     Case {
         domain: "child.optout.test",
         about: "an unsigned delegation under an opt-out parent (no NSEC3 of its own)",
         rfc: "RFC 5155 §6, §8.6: an opt-out NSEC3 covering the DS name proves no signed delegation: insecure, not bogus",
         mx: Mx::Records(Sec::Insecure),
-        hosts: &[zoo_unsigned_host("mx.child.optout.test", &["127.0.25.15"])],
+        hosts: &[zoo_unsigned_host("mx.child.optout.test", &["127.0.25.33"])],
     },
     Case {
         domain: "nosuch.optout.test",
@@ -551,42 +551,42 @@ pub const CASES: &[Case] = &[
         about: "pre-signed (ldns) with RSASHA1-NSEC3-SHA1, algorithm 7",
         rfc: "RFC 8624 §3.1: validators MUST support algorithm 7 (signing it is NOT RECOMMENDED): secure",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.alg7.test", &["127.0.25.19"])],
+        hosts: &[zoo_host("mx.alg7.test", &["127.0.25.37"])],
     },
     Case {
         domain: "alg8.test",
         about: "signed (knotd) with RSASHA256, algorithm 8",
         rfc: "RFC 8624 §3.1: validators MUST support algorithm 8: secure",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.alg8.test", &["127.0.25.16"])],
+        hosts: &[zoo_host("mx.alg8.test", &["127.0.25.34"])],
     },
     Case {
         domain: "alg14.test",
         about: "signed (knotd) with ECDSAP384SHA384, algorithm 14",
         rfc: "RFC 8624 §3.1: algorithm 14 is RECOMMENDED for validators: secure",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.alg14.test", &["127.0.25.17"])],
+        hosts: &[zoo_host("mx.alg14.test", &["127.0.25.35"])],
     },
     Case {
         domain: "alg15.test",
         about: "signed (knotd) with Ed25519, algorithm 15",
         rfc: "RFC 8624 §3.1, RFC 8080: algorithm 15 is RECOMMENDED for validators: secure",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.alg15.test", &["127.0.25.18"])],
+        hosts: &[zoo_host("mx.alg15.test", &["127.0.25.36"])],
     },
     Case {
         domain: "unknown-alg.test",
         about: "signed, but the parent's only DS is for algorithm 100, which nobody implements",
         rfc: "RFC 4035 §5.2: no supported algorithm in the DS RRset: the zone is insecure, never bogus",
         mx: Mx::Records(Sec::Insecure),
-        hosts: &[zoo_unsigned_host("mx.unknown-alg.test", &["127.0.25.20"])],
+        hosts: &[zoo_unsigned_host("mx.unknown-alg.test", &["127.0.25.38"])],
     },
     Case {
         domain: "wildcard.test",
         about: "TLSA from a wildcard (*._tcp.mx) in an NSEC3 zone",
         rfc: "RFC 4035 §5.3.4, RFC 5155 §8.8: a wildcard expansion with the proof that the name itself is absent is secure; its TLSA record is used like any other",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.wildcard.test", &["127.0.25.21"])],
+        hosts: &[zoo_host("mx.wildcard.test", &["127.0.25.39"])],
     },
     Case {
         domain: "shop.dname.test",
@@ -599,7 +599,7 @@ pub const CASES: &[Case] = &[
             cname: Some("mx.dname-target.test"),
             addrs: SECURE,
             aaaa: None,
-            ipv4: &["127.0.25.22"],
+            ipv4: &["127.0.25.40"],
             ipv6: &[],
             tlsa: Tlsa::Found {
                 base: "mx.dname-target.test",
@@ -616,7 +616,7 @@ pub const CASES: &[Case] = &[
         mx: Mx::Records(Sec::Secure),
         hosts: &[Host {
             aaaa: Some(INSECURE),
-            ..zoo_host("mx.mixed.test", &["127.0.25.23"])
+            ..zoo_host("mx.mixed.test", &["127.0.25.41"])
         }],
     },
     Case {
@@ -624,7 +624,7 @@ pub const CASES: &[Case] = &[
         about: "NSEC3 with 150 iterations: at the limit",
         rfc: "RFC 9276 §3.2: 150 iterations is at the validators' limit (unbound 1.17, BIND 9.18): still validated",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.iter150.test", &["127.0.25.24"])],
+        hosts: &[zoo_host("mx.iter150.test", &["127.0.25.42"])],
     },
     Case {
         domain: "corrupt-tlsa.test",
@@ -636,7 +636,7 @@ pub const CASES: &[Case] = &[
                 name: "_25._tcp.mx.corrupt-tlsa.test",
             },
             requirement: Requirement::Failed,
-            ..zoo_host("mx.corrupt-tlsa.test", &["127.0.25.25"])
+            ..zoo_host("mx.corrupt-tlsa.test", &["127.0.25.43"])
         }],
     },
     Case {
@@ -644,6 +644,6 @@ pub const CASES: &[Case] = &[
         about: "bücher.test: an internationalised domain, signed, in A-labels as DNS holds it",
         rfc: "RFC 5890 §2.3.2.1, RFC 5891 §4: DNS holds the A-label; RFC 6531: SMTPUTF8 mail names the U-label",
         mx: Mx::Records(Sec::Secure),
-        hosts: &[zoo_host("mx.xn--bcher-kva.test", &["127.0.25.26"])],
+        hosts: &[zoo_host("mx.xn--bcher-kva.test", &["127.0.25.44"])],
     },
 ];

@@ -232,7 +232,7 @@ fn doctor_warns_about_a_loopback_forwarder() {
     let (s, detail) = status(r, "local-validator", Some(FORWARDER));
     assert_eq!(s, "warn");
     assert!(
-        detail.starts_with("127.0.53.57:53 is served by dnsmasq (pid ")
+        detail.starts_with("127.0.53.58:53 is served by dnsmasq (pid ")
             && detail.contains("a forwarder, whose AD bit is its upstream's"),
         "{detail}"
     );
@@ -246,7 +246,7 @@ fn doctor_warns_about_a_loopback_forwarder() {
     let log = run.log();
     assert!(
         log.lines().any(|l| l.contains("WARN")
-            && l.contains("resolver self-test: local-validator 127.0.53.57:53: 127.0.53.57:53 is served by dnsmasq")),
+            && l.contains("resolver self-test: local-validator 127.0.53.58:53: 127.0.53.58:53 is served by dnsmasq")),
         "{log}"
     );
     run.stop();

@@ -12,7 +12,7 @@ use crate::lab::{require_tool, wait_for, Ask, VALIDATING};
 
 /// Where dnsmasq listens.
 pub const FORWARDER: SocketAddr =
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 57), 53));
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 58), 53));
 
 pub struct Dnsmasq {
     child: Child,
@@ -68,7 +68,7 @@ pub struct Silent {
 }
 
 /// Where [`Silent`] listens.
-pub const SILENT: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 58), 53));
+pub const SILENT: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 52), 53));
 
 impl Silent {
     pub fn start() -> Silent {

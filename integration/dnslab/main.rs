@@ -52,11 +52,13 @@ mod faultmx;
 mod faultrun;
 mod forwarder;
 mod gate;
+mod policyhost;
 mod published;
 mod relay;
 mod resolve;
 mod startup;
 mod strip;
+mod sts;
 // `zoo_relay`: the DNAME, mixed-family and IDN (SMTPUTF8) zoo cases end to
 // end through a legacy Postfix and danegate to a Postfix receiver.
 mod zoo_relay;

@@ -276,6 +276,11 @@ _25._tcp.mx2 TLSA 2 0 1 {cert:ca}
 mx-target A 127.0.25.6
 _25._tcp.mx-target TLSA 3 1 1 {spki:mx-target.secure.test}
 mx-notlsa A 127.0.25.7
+; a domain with DANE (its MX is mx1) and an MTA-STS policy that names no
+; host of it (sts.rs): DANE decides
+sts MX 10 mx1
+_mta-sts.sts TXT \"v=STSv1; id=dane1\"
+mta-sts.sts A 127.0.53.57
 ",
     },
     Zone {
@@ -437,6 +442,44 @@ bare TXT \"no MX, no addresses\"
 @ 2 MX 10 mx
 mx 2 A 127.0.25.12
 _25._tcp.mx 2 TLSA 3 1 1 {spki:mx.faults.test}
+; an MTA-STS domain for the fault run (policy host down and back while
+; mail flows): the same receiver under a name without TLSA records, so
+; MTA-STS decides
+sts 2 MX 10 mx-sts
+mx-sts 2 A 127.0.25.12
+_mta-sts.sts 2 TXT \"v=STSv1; id=f1\"
+mta-sts.sts A 127.0.53.57
+",
+    },
+    Zone {
+        name: "sts.test.",
+        server: Server::Leaf,
+        signing: Signing::Unsigned,
+        records: "\
+; MTA-STS destinations (sts.rs), unsigned as most such domains are; every
+; policy host is the lab's HTTPS policy server (127.0.53.57:443), every MX
+; host mx.sts.test (127.0.25.13). TXT TTLs of 2 s: the tests change ids.
+mx A 127.0.25.13
+; enforce, mx: mx.sts.test
+@ MX 10 mx
+_mta-sts 2 TXT \"v=STSv1; id=1\"
+mta-sts A 127.0.53.57
+; testing, mx: mx.sts.test
+testing MX 10 mx
+_mta-sts.testing 2 TXT \"v=STSv1; id=1\"
+mta-sts.testing A 127.0.53.57
+; enforce, mx: mx.elsewhere.test (not this domain's MX host)
+notlisted MX 10 mx
+_mta-sts.notlisted 2 TXT \"v=STSv1; id=1\"
+mta-sts.notlisted A 127.0.53.57
+; a policy body over 64 KiB
+big MX 10 mx
+_mta-sts.big 2 TXT \"v=STSv1; id=1\"
+mta-sts.big A 127.0.53.57
+; a policy served through a redirect
+redirect MX 10 mx
+_mta-sts.redirect 2 TXT \"v=STSv1; id=1\"
+mta-sts.redirect A 127.0.53.57
 ",
     },
     // The zoo: zone shapes of the real Internet (README "The zoo").
@@ -452,7 +495,7 @@ _25._tcp.mx 2 TLSA 3 1 1 {spki:mx.faults.test}
         ),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.13
+mx A 127.0.25.31
 _25._tcp.mx TLSA 3 1 1 {spki:mx.nsec3.test}
 ",
     },
@@ -468,7 +511,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.nsec3.test}
         ),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.14
+mx A 127.0.25.32
 _25._tcp.mx TLSA 3 1 1 {spki:mx.optout.test}
 ",
     },
@@ -478,7 +521,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.optout.test}
         signing: Signing::Unsigned,
         records: "\
 @ MX 10 mx
-mx A 127.0.25.15
+mx A 127.0.25.33
 _25._tcp.mx TLSA 3 1 1 {spki:mx.child.optout.test}
 ",
     },
@@ -495,7 +538,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.child.optout.test}
         ),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.19
+mx A 127.0.25.37
 _25._tcp.mx TLSA 3 1 1 {spki:mx.alg7.test}
 ",
     },
@@ -505,7 +548,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.alg7.test}
         signing: Signing::Knot(Algorithm::Rsasha256, Denial::Nsec),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.16
+mx A 127.0.25.34
 _25._tcp.mx TLSA 3 1 1 {spki:mx.alg8.test}
 ",
     },
@@ -515,7 +558,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.alg8.test}
         signing: Signing::Knot(Algorithm::Ecdsa384, Denial::Nsec),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.17
+mx A 127.0.25.35
 _25._tcp.mx TLSA 3 1 1 {spki:mx.alg14.test}
 ",
     },
@@ -525,7 +568,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.alg14.test}
         signing: Signing::Knot(Algorithm::Ed25519, Denial::Nsec),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.18
+mx A 127.0.25.36
 _25._tcp.mx TLSA 3 1 1 {spki:mx.alg15.test}
 ",
     },
@@ -535,7 +578,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.alg15.test}
         signing: Signing::UnknownDsAlgorithm,
         records: "\
 @ MX 10 mx
-mx A 127.0.25.20
+mx A 127.0.25.38
 _25._tcp.mx TLSA 3 1 1 {spki:mx.unknown-alg.test}
 ",
     },
@@ -551,7 +594,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.unknown-alg.test}
         ),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.21
+mx A 127.0.25.39
 ; _25._tcp.mx is synthesised from the wildcard
 *._tcp.mx TLSA 3 1 1 {spki:mx.wildcard.test}
 ",
@@ -572,7 +615,7 @@ mx A 127.0.25.21
         records: "\
 ; shop.dname.test's MX host is named through the DNAME as well
 shop MX 10 mx.dname.test.
-mx A 127.0.25.22
+mx A 127.0.25.40
 _25._tcp.mx TLSA 3 1 1 {spki:mx.dname-target.test}
 ",
     },
@@ -590,7 +633,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.dname-target.test}
 ; no AAAA: its NODATA proof has 200 NSEC3 iterations, above every
 ; validator's limit (insecure); the A and TLSA records are signed (secure)
 @ MX 10 mx
-mx A 127.0.25.23
+mx A 127.0.25.41
 _25._tcp.mx TLSA 3 1 1 {spki:mx.mixed.test}
 ",
     },
@@ -607,7 +650,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.mixed.test}
         records: "\
 ; 150 NSEC3 iterations: at the limit, still validated
 @ MX 10 mx
-mx A 127.0.25.24
+mx A 127.0.25.42
 _25._tcp.mx TLSA 3 1 1 {spki:mx.iter150.test}
 ",
     },
@@ -617,7 +660,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.iter150.test}
         signing: Signing::Presigned(Algorithm::Ecdsa256, Denial::Nsec, Fault::TlsaSignature),
         records: "\
 @ MX 10 mx
-mx A 127.0.25.25
+mx A 127.0.25.43
 _25._tcp.mx TLSA 3 1 1 {spki:mx.corrupt-tlsa.test}
 ",
     },
@@ -628,7 +671,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.corrupt-tlsa.test}
         signing: Signing::Csk,
         records: "\
 @ MX 10 mx
-mx A 127.0.25.26
+mx A 127.0.25.44
 _25._tcp.mx TLSA 3 1 1 {spki:mx.xn--bcher-kva.test}
 ",
     },

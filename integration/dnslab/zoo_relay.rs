@@ -25,12 +25,12 @@ use crate::message as msg;
 use crate::postfix::{Postfix, LEGACY_DOMAIN};
 use crate::util;
 
-/// The legacy MTAs of these tests (the other tests use 127.0.53.21–25).
+/// The legacy MTAs of these tests (the other tests use 127.0.53.21–27).
 const LEGACY_DNAME: SocketAddr =
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 26), 25));
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 28), 25));
 const LEGACY_MIXED: SocketAddr =
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 27), 25));
-const LEGACY_IDN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 28), 25));
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 29), 25));
+const LEGACY_IDN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 30), 25));
 
 /// Header fields the receiver finds before the message: its virtual(8)
 /// adds three, each MTA one Received (danegate adds none).
@@ -81,7 +81,7 @@ fn relay_through_a_signed_dname_is_dane_verified() {
     let rcpt = "user@shop.dname.test";
     let mx = (
         "mx.dname-target.test",
-        SocketAddr::from(([127, 0, 25, 22], 25)),
+        SocketAddr::from(([127, 0, 25, 40], 25)),
         "shop.dname.test",
     );
     let rx = receiver(
@@ -103,7 +103,7 @@ fn relay_through_a_signed_dname_is_dane_verified() {
     // record is the one at the end of the chain.
     let line = log_line(
         &gate,
-        &["Verified TLS connection established to mx.dname.test[127.0.25.22]:25"],
+        &["Verified TLS connection established to mx.dname.test[127.0.25.40]:25"],
     );
     assert!(
         line.contains(&matched(&lab, "mx.dname-target.test")),
@@ -122,7 +122,7 @@ fn relay_to_a_mixed_family_host_requires_dane_for_its_secure_address() {
     let rcpt = "user@mixed.test";
     let mx = (
         "mx.mixed.test",
-        SocketAddr::from(([127, 0, 25, 23], 25)),
+        SocketAddr::from(([127, 0, 25, 41], 25)),
         "mixed.test",
     );
     let legacy = Postfix::legacy(&scratch, LEGACY_MIXED, &relayhost(listen));
@@ -141,7 +141,7 @@ fn relay_to_a_mixed_family_host_requires_dane_for_its_secure_address() {
     assert_eq!(legacy.submit(&from, &[rcpt], m.as_bytes()).code, 250);
     let deferred = wait_new_status(&legacy, rcpt, 0, &["status=deferred"]);
     assert!(
-        deferred.contains("said: 451 4.7.5 TLS handshake with mx.mixed.test[127.0.25.23]:25 failed: no TLSA record of _25._tcp.mx.mixed.test matches the certificate chain"),
+        deferred.contains("said: 451 4.7.5 TLS handshake with mx.mixed.test[127.0.25.41]:25 failed: no TLSA record of _25._tcp.mx.mixed.test matches the certificate chain"),
         "{deferred}"
     );
     assert!(wrong.messages(rcpt).is_empty());
@@ -162,7 +162,7 @@ fn relay_to_a_mixed_family_host_requires_dane_for_its_secure_address() {
     assert_eq!(good.wait_messages(rcpt, 1).len(), 1);
     let line = log_line(
         &gate,
-        &["Verified TLS connection established to mx.mixed.test[127.0.25.23]:25"],
+        &["Verified TLS connection established to mx.mixed.test[127.0.25.41]:25"],
     );
     assert!(line.contains(&matched(&lab, "mx.mixed.test")), "{line}");
 }
@@ -189,7 +189,7 @@ fn smtputf8_mail_to_an_idn_domain_arrives_byte_for_byte() {
     let rcpt = "user@bücher.test";
     let mx = (
         "mx.xn--bcher-kva.test",
-        SocketAddr::from(([127, 0, 25, 26], 25)),
+        SocketAddr::from(([127, 0, 25, 44], 25)),
         "bücher.test",
     );
     let mut rx = receiver(
@@ -215,7 +215,7 @@ fn smtputf8_mail_to_an_idn_domain_arrives_byte_for_byte() {
     );
     let line = log_line(
         &gate,
-        &["Verified TLS connection established to mx.xn--bcher-kva.test[127.0.25.26]:25"],
+        &["Verified TLS connection established to mx.xn--bcher-kva.test[127.0.25.44]:25"],
     );
     assert!(
         line.contains(&matched(&lab, "mx.xn--bcher-kva.test")),
@@ -236,7 +236,7 @@ fn smtputf8_mail_to_an_idn_domain_arrives_byte_for_byte() {
     submit_smtputf8(&legacy, &from, rcpt, m2.as_bytes());
     let bounced = legacy.wait_status(rcpt, "bounced");
     assert!(
-        bounced.contains("said: 553 5.6.7 mx.xn--bcher-kva.test[127.0.25.26]:25 does not support SMTPUTF8, which this message requires"),
+        bounced.contains("said: 553 5.6.7 mx.xn--bcher-kva.test[127.0.25.44]:25 does not support SMTPUTF8, which this message requires"),
         "{bounced}"
     );
     assert_eq!(rx.messages(rcpt).len(), 1);

@@ -17,6 +17,7 @@ pub mod dates;
 pub mod doctor;
 pub mod lookups;
 pub mod resolve;
+pub mod sts;
 pub mod tlsa;
 
 use std::process::ExitCode;

@@ -26,13 +26,15 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 
 use crate::config::{Config, Route};
 use crate::dns::idn::{self, BadDomain};
 use crate::dns::{Alias, DnsFailure, Lookup, Resolver, Security, Tlsa};
-use crate::policy::{self, Level, Requirement, TlsaStatus};
+use crate::policy::{self, Level, Requirement, StsStatus, StsTesting, TlsaStatus};
+use crate::sts::{self, apply::ForDomain};
 use crate::tls::tlsa;
 
 /// Which address families to connect over.
@@ -71,6 +73,8 @@ pub struct Plan {
     pub hosts: Vec<Host>,
     /// Hosts that were left out, with why (for deferral texts and logs).
     pub skipped: Vec<Skipped>,
+    /// The MTA-STS policy applied to the hosts, or why none is.
+    pub sts: ForDomain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +111,10 @@ pub struct Host {
     /// What connections to the addresses DANE applies to must achieve
     /// (each address has its own in `addresses`).
     pub requirement: Requirement,
+    /// What the domain's MTA-STS policy says about this host.
+    pub sts: StsStatus,
+    /// A `testing` policy's check to make and log, never enforce.
+    pub sts_testing: Option<StsTesting>,
 }
 
 impl Host {
@@ -194,11 +202,23 @@ fn join(problems: &[Skipped]) -> String {
 }
 
 /// The planner's view of the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Planner {
     pub families: Families,
     /// Most MX hosts considered (Postfix's `smtp_mx_address_limit` idea).
     pub max_hosts: usize,
+    /// MTA-STS discovery (none: no policy is applied).
+    pub sts: Option<Arc<sts::Sts>>,
+}
+
+impl fmt::Debug for Planner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Planner")
+            .field("families", &self.families)
+            .field("max_hosts", &self.max_hosts)
+            .field("sts", &self.sts.is_some())
+            .finish()
+    }
 }
 
 impl Default for Planner {
@@ -206,6 +226,7 @@ impl Default for Planner {
         Planner {
             families: Families::Both,
             max_hosts: 10,
+            sts: None,
         }
     }
 }
@@ -227,6 +248,59 @@ struct Candidate {
     preference: u16,
 }
 
+/// A candidate whose addresses and TLSA records were found.
+struct Found {
+    candidate: Candidate,
+    addresses: Addresses,
+    tlsa: TlsaFound,
+}
+
+/// dane-rules §2.4 and §4 for one host, per address: the requirement of
+/// the addresses DANE applies to, and what the policy asks of the others
+/// (as if no TLSA lookup had been made), MTA-STS included.
+fn host(level: Level, mx_security: Security, sts: &ForDomain, f: Found) -> Host {
+    let Found {
+        candidate: c,
+        addresses: found,
+        tlsa,
+    } = f;
+    let sts_status = sts.status_for(&c.name);
+    let mx_secure = mx_security.is_secure();
+    let with_dane = policy::decide(level, mx_secure, tlsa.status, sts_status);
+    let without_dane = policy::decide(level, mx_secure, TlsaStatus::NotLooked, sts_status);
+    let addresses: Vec<Address> = found
+        .list
+        .iter()
+        .map(|&(ip, security)| Address {
+            ip,
+            security,
+            requirement: if found.dane_applies(security) {
+                with_dane.requirement
+            } else {
+                without_dane.requirement
+            },
+        })
+        .collect();
+    let sts_testing = if found.any_dane() {
+        with_dane.sts_testing
+    } else {
+        without_dane.sts_testing
+    };
+    Host {
+        name: c.name,
+        port: c.port,
+        preference: c.preference,
+        addresses,
+        alias: found.alias,
+        tlsa: tlsa.status,
+        tlsa_base: tlsa.base,
+        tlsa_records: tlsa.records,
+        requirement: with_dane.requirement,
+        sts: sts_status,
+        sts_testing,
+    }
+}
+
 impl Planner {
     /// Plans delivery for `domain` as the legacy MTA wrote it (lowercase,
     /// U-labels or A-labels; no trailing dot). An internationalised domain
@@ -238,53 +312,60 @@ impl Planner {
         domain: &str,
     ) -> Result<Plan, PlanError> {
         let name = idn::parse(domain).map_err(PlanError::BadDomain)?;
-        let level = config.policy.level_for(&name.ascii);
-        let (source, mx_security, candidates) =
-            self.candidates(resolver, config, &name.ascii).await?;
-        let mut hosts = Vec::new();
-        let mut skipped = Vec::new();
-        for c in candidates.into_iter().take(self.max_hosts) {
-            match self.host(resolver, level, mx_security, c).await {
-                Ok(h) => hosts.push(h),
-                Err(s) => skipped.push(s),
-            }
-        }
-        if hosts.is_empty() {
+        let domain = name.ascii.as_str();
+        let level = config.policy.level_for(domain);
+        let route = config
+            .routes
+            .iter()
+            .find(|(k, _)| k.0 == domain)
+            .map(|(_, r)| r.clone());
+        let policy_domain = match &route {
+            Some(r) if r.mx_lookup => Some(r.host.clone()),
+            Some(_) => None,
+            None if address_literal(domain).is_some() => None,
+            None => Some(domain.to_owned()),
+        };
+        let (source, mx_security, candidates) = self.candidates(resolver, route, domain).await?;
+        let (found, skipped) = self.lookups(resolver, level, candidates).await;
+        if found.is_empty() {
             let definite = skipped
                 .iter()
                 .all(|s| matches!(s.reason, SkipReason::NoAddress));
             return Err(PlanError::NoHost {
-                domain: name.ascii,
+                domain: domain.to_owned(),
                 origin: source,
                 mx_security,
                 problems: skipped,
                 definite,
             });
         }
+        // MTA-STS only once there is a host to deliver to.
+        let sts =
+            sts::apply::for_domain(self.sts.as_deref(), level, policy_domain.as_deref()).await;
+        let hosts = found
+            .into_iter()
+            .map(|f| host(level, mx_security, &sts, f))
+            .collect();
         Ok(Plan {
-            domain: name.ascii,
+            domain: domain.to_owned(),
             unicode: name.unicode,
             level,
             mx_security,
             source,
             hosts,
             skipped,
+            sts,
         })
     }
 
-    /// The hosts to try for `domain`: its `[routes]` entry, else its MX
-    /// hosts (dane-rules §1).
+    /// The hosts to try: the domain's `[routes]` entry, else its MX hosts
+    /// (dane-rules §1).
     async fn candidates(
         &self,
         resolver: &dyn Resolver,
-        config: &Config,
+        route: Option<Route>,
         domain: &str,
     ) -> Result<(Source, Security, Vec<Candidate>), PlanError> {
-        let route = config
-            .routes
-            .iter()
-            .find(|(k, _)| k.0 == domain)
-            .map(|(_, r)| r.clone());
         match route {
             Some(Route {
                 host,
@@ -318,59 +399,48 @@ impl Planner {
         }
     }
 
-    /// dane-rules §2 for one candidate: its addresses, TLSA records and
-    /// requirement, or why it is skipped.
-    async fn host(
+    /// dane-rules §2.1–2.2 for each candidate: its addresses and TLSA
+    /// records, or why it is skipped.
+    async fn lookups(
         &self,
         resolver: &dyn Resolver,
         level: Level,
-        mx_security: Security,
-        c: Candidate,
-    ) -> Result<Host, Skipped> {
-        let skip = |name: &str, reason| Skipped {
-            name: name.to_owned(),
-            reason,
-        };
-        let found = self
-            .addresses(resolver, &c.name)
-            .await
-            .map_err(|r| skip(&c.name, r))?;
-        let tlsa = if level.wants_tlsa() {
-            self.tlsa(resolver, &c.name, c.port, &found)
-                .await
-                .map_err(|e| skip(&c.name, SkipReason::Dns(e)))?
-        } else {
-            TlsaFound::not_looked()
-        };
-        let mx_secure = mx_security.is_secure();
-        let requirement = policy::decide(level, mx_secure, tlsa.status);
-        // An address DANE does not apply to is planned as if no TLSA
-        // lookup had been made (dane-rules §2.1 per address).
-        let without_dane = policy::decide(level, mx_secure, TlsaStatus::NotLooked);
-        let addresses: Vec<Address> = found
-            .list
-            .iter()
-            .map(|&(ip, security)| Address {
-                ip,
-                security,
-                requirement: if found.dane_applies(security) {
-                    requirement
-                } else {
-                    without_dane
-                },
-            })
-            .collect();
-        Ok(Host {
-            name: c.name,
-            port: c.port,
-            preference: c.preference,
-            addresses,
-            alias: found.alias,
-            tlsa: tlsa.status,
-            tlsa_base: tlsa.base,
-            tlsa_records: tlsa.records,
-            requirement,
-        })
+        candidates: Vec<Candidate>,
+    ) -> (Vec<Found>, Vec<Skipped>) {
+        let mut found = Vec::new();
+        let mut skipped = Vec::new();
+        for c in candidates.into_iter().take(self.max_hosts) {
+            let addresses = match self.addresses(resolver, &c.name).await {
+                Ok(a) => a,
+                Err(reason) => {
+                    skipped.push(Skipped {
+                        name: c.name,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let tlsa = if level.wants_tlsa() {
+                match self.tlsa(resolver, &c.name, c.port, &addresses).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        skipped.push(Skipped {
+                            name: c.name,
+                            reason: SkipReason::Dns(e),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                TlsaFound::not_looked()
+            };
+            found.push(Found {
+                candidate: c,
+                addresses,
+                tlsa,
+            });
+        }
+        (found, skipped)
     }
 
     /// dane-rules §1: MX lookup, sorting, shuffling, implicit and null MX.

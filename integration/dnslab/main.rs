@@ -48,6 +48,12 @@ mod faultdns;
 mod faultmx;
 mod faultrun;
 mod gate;
+// `interop`: real Postfix receivers with every TLS setting of issue 12,
+// danegate compared with a Postfix DANE relay on each (`interop_pki`: their
+// certificates).
+mod interop;
+mod interop_cases;
+mod interop_pki;
 mod published;
 mod relay;
 mod resolve;

@@ -1,0 +1,404 @@
+//! TLS interoperability (issue 12): danegate against real Postfix
+//! receivers with the TLS settings mail servers have in the wild, compared
+//! with a Postfix 3.7 DANE relay on the same receivers.
+//!
+//! ```text
+//!   test ─▶ legacy Postfix 127.0.53.26 ─▶ danegate (enforce, validate) ─┐
+//!   test ─▶ Postfix DANE relay 127.0.53.27 (from 127.0.53.28) ──────────┤
+//!                                                                       ▼
+//!        one Postfix receiver instance, one smtpd per row of RECEIVERS on
+//!        127.0.25.1xx:25, each with its own `-o` TLS settings and certificate
+//! ```
+//!
+//! Every receiver has a secure MX in the signed zone `interop.test.` (made
+//! from `interop_cases::DOMAINS`): `dane-NAME.interop.test` with a
+//! TLSA record that matches (DANE required), `notlsa-NAME.interop.test`
+//! with none (opportunistic TLS), and a few more: a TLSA record that names
+//! another key (mismatch), and a receiver that presents a certificate whose
+//! key it does not hold (replay). The same message goes through both
+//! relays to every domain; for each, the test compares the outcome (sent
+//! or deferred), how the relay says the connection was protected
+//! (Verified, Untrusted, Anonymous, plaintext) and the TLS protocol and
+//! cipher the receiver itself wrote into its `Received:` header.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use crate::dane::{message, start_gate};
+use crate::gate::{self, Running};
+use crate::interop_cases::*;
+use crate::lab::*;
+use crate::postfix::{Options, Postfix, Role, LEGACY_DOMAIN};
+use crate::util;
+
+/// Where the legacy Postfix (→ danegate) listens.
+const LEGACY_SMTPD: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 26), 25));
+/// Where the Postfix DANE relay listens, and the address it connects from.
+const REFERENCE_SMTPD: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 27), 25));
+const REFERENCE_BIND: Ipv4Addr = Ipv4Addr::new(127, 0, 53, 28);
+/// The receiver instance's own (plain default) smtpd.
+const RECEIVER_MAIN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 25, 100), 25));
+
+/// The receiver instance: a plain smtpd of its own, plus one per
+/// [`RECEIVERS`] row with its certificate and TLS overrides; mailboxes
+/// `user@` every interop domain. Started.
+fn receivers(scratch: &util::Lab, lab: &DnsLab) -> Postfix {
+    let mut p = Postfix::create(
+        scratch,
+        Options {
+            name: "interop-receivers".into(),
+            hostname: "mx.interop.test".into(),
+            smtpd: RECEIVER_MAIN,
+            role: Role::Receiver,
+            domains: DOMAINS.iter().map(Domain::name).collect(),
+            mailboxes: DOMAINS.iter().map(Domain::rcpt).collect(),
+            rejects: Vec::new(),
+        },
+    );
+    for r in RECEIVERS {
+        let cert = lab.cert(&r.cert_name());
+        let mut o = vec![format!(
+            "smtpd_tls_chain_files={},{}",
+            cert.key_pem.display(),
+            cert.chain_pem.display()
+        )];
+        o.extend(r.overrides.iter().map(|s| s.to_string()));
+        p.add_smtpd(r.addr(), &o);
+    }
+    p.start();
+    p
+}
+
+/// The Postfix DANE relay, resolving through the lab's validating unbound.
+fn reference(scratch: &util::Lab) -> Postfix {
+    let mut p = Postfix::create(
+        scratch,
+        Options {
+            name: "postfix-dane-relay".into(),
+            hostname: "postfix-relay.lab.test".into(),
+            smtpd: REFERENCE_SMTPD,
+            role: Role::DaneRelay {
+                resolver: VALIDATING.ip(),
+                bind: REFERENCE_BIND.into(),
+            },
+            domains: vec![LEGACY_DOMAIN.into()],
+            mailboxes: vec![format!("sender@{LEGACY_DOMAIN}")],
+            rejects: Vec::new(),
+        },
+    );
+    p.start();
+    p
+}
+
+/// What one relay did for one domain.
+#[derive(Debug, Clone)]
+struct Seen {
+    outcome: Outcome,
+    /// Protocol and cipher from the receiver's `Received:` header.
+    receiver_tls: Option<(String, String)>,
+    /// The relay's own words: its TLS state, or its deferral.
+    relay_says: String,
+}
+
+impl Seen {
+    fn cell(&self) -> String {
+        let tls = self
+            .receiver_tls
+            .as_ref()
+            .map(|(p, c)| format!(" {p} {c}"))
+            .unwrap_or_default();
+        match self.outcome {
+            Outcome::Deferred => format!("deferred: {}", self.relay_says),
+            o => format!("{o:?}{tls} ({})", self.relay_says),
+        }
+    }
+}
+
+/// `(using TLSv1.2 with cipher ECDHE-RSA-AES256-SHA (256/256 bits))`
+/// from the `Received:` header the receiver added to the message with
+/// Message-ID `id`.
+fn received_tls(rx: &Postfix, rcpt: &str, id: &str) -> Option<Option<(String, String)>> {
+    let want = format!("Message-ID: <{id}@lab.test>");
+    let msg = rx
+        .messages(rcpt)
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .find(|m| m.contains(&want))?;
+    let head = msg.split("\n\n").next().unwrap_or("");
+    let tls = head.split("(using ").nth(1).and_then(|rest| {
+        let mut w = rest.split_whitespace();
+        let protocol = w.next()?.to_string();
+        let (with, cipher) = (w.next()?, w.next()?);
+        let cipher = w.next().filter(|_| with == "with" && cipher == "cipher")?;
+        Some((protocol, cipher.to_string()))
+    });
+    Some(tls)
+}
+
+/// danegate's view: its summary line for the recipient: the delivery,
+/// or the second deferral (a retry met the same verdict).
+fn danegate_seen(gate: &Running, rx: &Postfix, d: &Domain) -> Option<Seen> {
+    let to = format!("to=<{}>", d.rcpt());
+    let log = gate::strip_ansi(&gate.log());
+    let mine: Vec<&str> = log.lines().filter(|l| l.contains(&to)).collect();
+    let delivered = mine.iter().find(|l| l.contains(" delivered "));
+    let Some(line) = delivered else {
+        let deferred: Vec<&&str> = mine.iter().filter(|l| l.contains(" deferred ")).collect();
+        let line = deferred.get(1)?;
+        let says = line.split(" status=").nth(1).unwrap_or(line).to_string();
+        return Some(Seen {
+            outcome: Outcome::Deferred,
+            receiver_tls: None,
+            relay_says: says,
+        });
+    };
+    let tls = line
+        .split(" tls=")
+        .nth(1)
+        .and_then(|t| t.split(" delay=").next())
+        .unwrap_or("?")
+        .to_string();
+    let receiver_tls = received_tls(rx, &d.rcpt(), &format!("dg-{}", d.label))?;
+    let outcome = match tls.split_whitespace().next() {
+        Some("verified") => Outcome::Verified,
+        Some("untrusted") => Outcome::Untrusted,
+        Some("anonymous") => Outcome::Anonymous,
+        Some("none") => Outcome::Plaintext,
+        _ => panic!("unexpected tls= in {line}"),
+    };
+    Some(Seen {
+        outcome,
+        receiver_tls,
+        relay_says: format!("tls={tls}"),
+    })
+}
+
+/// The Postfix DANE relay's view: its delivery, or its second deferral
+/// (Postfix falls back to plaintext after a failed opportunistic
+/// handshake only on a retry), and its TLS connection line for the MX host.
+fn reference_seen(pf: &Postfix, rx: &Postfix, d: &Domain) -> Option<Seen> {
+    let statuses = pf.statuses(&d.rcpt());
+    let sent = statuses.iter().find(|l| l.contains("status=sent"));
+    if sent.is_none() {
+        let status = statuses
+            .iter()
+            .filter(|l| l.contains("status=deferred"))
+            .nth(1)?;
+        let says = status.split("status=deferred ").nth(1).unwrap_or(status);
+        return Some(Seen {
+            outcome: Outcome::Deferred,
+            receiver_tls: None,
+            relay_says: says.to_string(),
+        });
+    }
+    let receiver_tls = received_tls(rx, &d.rcpt(), &format!("pf-{}", d.label))?;
+    let log = pf.maillog();
+    let established = format!("TLS connection established to {}[", d.mx());
+    let line = log.lines().rfind(|l| l.contains(&established));
+    let (outcome, says) = match line {
+        None => (Outcome::Plaintext, "no TLS".to_string()),
+        Some(l) => {
+            let word = l
+                .split(&established)
+                .next()
+                .and_then(|h| h.split_whitespace().last())
+                .unwrap_or("?");
+            let outcome = match word {
+                "Verified" | "Trusted" => Outcome::Verified,
+                "Untrusted" => Outcome::Untrusted,
+                "Anonymous" => Outcome::Anonymous,
+                other => panic!("unexpected Postfix TLS word {other} in {l}"),
+            };
+            let rest = l.split("]:25: ").nth(1).unwrap_or("");
+            (outcome, format!("{word}: {rest}"))
+        }
+    };
+    Some(Seen {
+        outcome,
+        receiver_tls,
+        relay_says: says,
+    })
+}
+
+/// Whether danegate's outcome is what the reference's requires: the same
+/// verdict; an unauthenticated TLS connection counts as one whether its
+/// suite was anonymous or not (both are Postfix's `may`).
+fn same_protection(reference: Outcome, danegate: Outcome) -> bool {
+    use Outcome::*;
+    match reference {
+        Untrusted | Anonymous => matches!(danegate, Untrusted | Anonymous),
+        r => r == danegate,
+    }
+}
+
+#[test]
+#[ignore = "needs the integration lab: run integration/test-all"]
+fn interop_receivers_danegate_matches_the_postfix_dane_relay() {
+    let scratch = util::Lab::new("dnslab-interop");
+    let started = Instant::now();
+    let lab = DnsLab::shared();
+    let rx = receivers(&scratch, &lab);
+    let listen = gate::next_listen();
+    let danegate = start_gate(&lab, listen, "interop", "enforce", "");
+    let legacy = Postfix::legacy(
+        &scratch,
+        LEGACY_SMTPD,
+        &format!("[{}]:{}", listen.ip(), listen.port()),
+    );
+    let pf = reference(&scratch);
+    let from = format!("sender@{LEGACY_DOMAIN}");
+    for d in DOMAINS {
+        let rcpt = d.rcpt();
+        for (relay, tag) in [(&legacy, "dg"), (&pf, "pf")] {
+            let id = format!("{tag}-{}", d.label);
+            let r = relay.submit(&from, &[&rcpt], message(&rcpt, &id, d.label).as_bytes());
+            assert_eq!(r.code, 250, "{}: {}", d.label, r.full());
+        }
+    }
+
+    // Every domain's first verdict from both relays.
+    let mut seen: BTreeMap<&str, (Option<Seen>, Option<Seen>)> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut flushed = Instant::now();
+    loop {
+        for d in DOMAINS {
+            let e = seen.entry(d.label).or_default();
+            if e.0.is_none() {
+                e.0 = reference_seen(&pf, &rx, d);
+            }
+            if e.1.is_none() {
+                e.1 = danegate_seen(&danegate, &rx, d);
+            }
+        }
+        let missing: Vec<&str> = seen
+            .iter()
+            .filter(|(_, (a, b))| a.is_none() || b.is_none())
+            .map(|(l, _)| *l)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no verdict within 120 s for {missing:?}\ndanegate log:\n{}\nPostfix relay log:\n{}",
+            util::tail(&danegate.log(), 80),
+            util::tail(&pf.maillog(), 80)
+        );
+        if flushed.elapsed() > Duration::from_secs(3) {
+            legacy.flush();
+            pf.flush();
+            flushed = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let mut table = String::from(
+        "| domain | receiver | TLSA | Postfix DANE relay | danegate |\n|---|---|---|---|---|\n",
+    );
+    for d in DOMAINS {
+        let (r, g) = &seen[d.label];
+        let (r, g) = (r.as_ref().expect("seen"), g.as_ref().expect("seen"));
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} |",
+            d.label,
+            d.receiver().about,
+            d.record.map_or("none".into(), |r| format!("{r:?}")),
+            r.cell(),
+            g.cell()
+        );
+    }
+    eprintln!("interop results:\n{table}");
+
+    let mut wrong = Vec::new();
+    for d in DOMAINS {
+        let (r, g) = &seen[d.label];
+        let (r, g) = (r.as_ref().expect("seen"), g.as_ref().expect("seen"));
+        let proto = |s: &Seen| s.receiver_tls.as_ref().map(|(p, _)| p.clone());
+        if r.outcome != d.reference || proto(r).as_deref() != d.protocol {
+            wrong.push(format!(
+                "{}: the Postfix DANE relay did {}, the table says {:?} {:?}",
+                d.label,
+                r.cell(),
+                d.reference,
+                d.protocol
+            ));
+        }
+        if !same_protection(r.outcome, g.outcome) || proto(g) != proto(r) {
+            wrong.push(format!(
+                "{}: danegate did {}, the Postfix DANE relay {}",
+                d.label,
+                g.cell(),
+                r.cell()
+            ));
+        }
+        let legacy_used = g.relay_says.contains(" legacy ");
+        if g.outcome != Outcome::Deferred
+            && g.outcome != Outcome::Plaintext
+            && legacy_used != d.legacy
+        {
+            wrong.push(format!(
+                "{}: danegate's legacy TLS engine used: {legacy_used}, the table says {}: {}",
+                d.label,
+                d.legacy,
+                g.cell()
+            ));
+        }
+        if let Some(why) = d.deferral {
+            if !g.relay_says.contains(why) {
+                wrong.push(format!(
+                    "{}: danegate's deferral does not say {why:?}: {}",
+                    d.label,
+                    g.cell()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n\n{table}", wrong.join("\n"));
+    // The reference's connections came from its own address.
+    let from_reference = format!("[{REFERENCE_BIND}]");
+    assert!(
+        rx.maillog().contains(&from_reference),
+        "the receivers never saw the Postfix relay's address"
+    );
+    eprintln!("dnslab interop: took {:?}", started.elapsed());
+}
+
+/// The tables hold together (no lab needed): every domain names a
+/// receiver, labels and addresses are unique, every receiver is used.
+#[test]
+fn interop_tables_are_consistent() {
+    let mut labels: Vec<&str> = DOMAINS.iter().map(|d| d.label).collect();
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), DOMAINS.len(), "duplicate domain label");
+    let mut ips: Vec<u8> = RECEIVERS.iter().map(|r| r.ip).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), RECEIVERS.len(), "duplicate receiver address");
+    for r in RECEIVERS {
+        assert!(
+            DOMAINS.iter().any(|d| d.receiver == r.name),
+            "{} has no domain",
+            r.name
+        );
+        assert!(r.ip > 100, "{}: 127.0.25.1..100 are other tests'", r.name);
+    }
+    for d in DOMAINS {
+        let _ = d.receiver();
+        assert_eq!(
+            d.protocol.is_some(),
+            !matches!(d.reference, Outcome::Deferred | Outcome::Plaintext),
+            "{}",
+            d.label
+        );
+        if d.reference == Outcome::Deferred {
+            assert!(d.deferral.is_some(), "{}: say why it defers", d.label);
+        }
+    }
+}

@@ -12,7 +12,10 @@
 /// struct has a `provider: Arc<CryptoProvider>` field: every signature
 /// (TLS 1.2 and 1.3) is checked with the provider's algorithms, so a
 /// server must prove it holds the key of the certificate it presents.
-/// Both verifiers use this one definition.
+/// A signature that fails with a key type the provider does not verify
+/// (RSA below 2048 bits, P-521, ...) is reported as
+/// [`keys::UnsupportedKey`], not as a bad signature: the legacy engine
+/// can check it ([`fallback`]). Both verifiers use this one definition.
 macro_rules! handshake_signatures_verified {
     () => {
         fn verify_tls12_signature(
@@ -27,6 +30,7 @@ macro_rules! handshake_signatures_verified {
                 dss,
                 &self.provider.signature_verification_algorithms,
             )
+            .map_err(|e| $crate::tls::keys::unsupported_or(cert, e))
         }
 
         fn verify_tls13_signature(
@@ -41,6 +45,7 @@ macro_rules! handshake_signatures_verified {
                 dss,
                 &self.provider.signature_verification_algorithms,
             )
+            .map_err(|e| $crate::tls::keys::unsupported_or(cert, e))
         }
 
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -53,8 +58,14 @@ macro_rules! handshake_signatures_verified {
 pub(crate) use handshake_signatures_verified;
 
 pub mod dane;
+pub mod fallback;
+pub mod keys;
+pub mod legacy;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod testpki;
 pub mod tlsa;
+pub mod version;
 
 use std::fmt;
 use std::sync::Arc;

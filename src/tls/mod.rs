@@ -57,6 +57,7 @@ macro_rules! handshake_signatures_verified {
 }
 pub(crate) use handshake_signatures_verified;
 
+pub mod chain_algs;
 pub mod dane;
 pub mod fallback;
 pub mod keys;

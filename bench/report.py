@@ -22,7 +22,7 @@ def danegate_log(path):
     lines = [l for l in text.splitlines() if " delivered " in l and " to=<" in l]
     return {
         "delivered": len(lines),
-        "verified": sum(1 for l in lines if " tls=verified " in l),
+        "verified": sum(1 for l in lines if ' tls="verified ' in l),
     }
 
 

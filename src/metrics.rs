@@ -204,6 +204,24 @@ impl Metrics {
 }
 
 /// The process-wide metrics.
+/// One inbound session in `sessions_active`: counted up when made, down
+/// when dropped, so the gauge is right however a session ends.
+pub struct ActiveSession(());
+
+impl ActiveSession {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> ActiveSession {
+        global().sessions_active.inc();
+        ActiveSession(())
+    }
+}
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        global().sessions_active.dec();
+    }
+}
+
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
@@ -254,4 +272,26 @@ async fn answer(mut stream: TcpStream) -> std::io::Result<()> {
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_counted_down_however_it_ends() {
+        let active = || global().sessions_active.get();
+        let before = active();
+        {
+            let _s = ActiveSession::new();
+            assert_eq!(active(), before + 1);
+        }
+        assert_eq!(active(), before);
+        let panicked = std::panic::catch_unwind(|| {
+            let _s = ActiveSession::new();
+            panic!("a bug in a session");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(active(), before);
+    }
 }

@@ -196,14 +196,13 @@ async fn accept_loop(
         metrics::global().connection("accepted");
         sessions.spawn(async move {
             let id = session_id();
-            let active = &metrics::global().sessions_active;
-            active.inc();
+            // Counted down however the task ends, a panic included.
+            let _active = metrics::ActiveSession::new();
             info!(session = %id, client = %peer, "connect");
             Session::new(stream, ctx, id.clone(), peer, shutdown)
                 .run()
                 .await;
             info!(session = %id, client = %peer, "disconnect");
-            active.dec();
             drop(permit);
         });
     }

@@ -111,11 +111,11 @@ fn readme_config_relays_a_swaks_message() {
     assert_receiver_received(&fields[3]);
     assert!(String::from_utf8_lossy(rest).contains("Subject: danegate lab swaks\n"));
 
-    let summary = dg.wait_log(&[&danegate::rcpt("user@example.test"), "status=250 2.0.0"]);
+    let summary = dg.wait_log(&[&danegate::rcpt("user@example.test"), "status=\"250 2.0.0"]);
     let relay = format!("[{}]:25", a.receiver().ip());
     assert!(
         summary.contains("relay=") && summary.contains(&relay),
         "{summary}"
     );
-    assert!(summary.contains("tls=untrusted"), "{summary}");
+    assert!(summary.contains("tls=\"untrusted"), "{summary}");
 }

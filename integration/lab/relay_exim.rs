@@ -73,7 +73,7 @@ fn exim_message_arrives_byte_for_byte() {
         "C=\"250 2.0.0 ",
     ]);
     assert_eq!(lines.len(), 1, "exim mainlog:\n{}", exim.mainlog());
-    dg.wait_log(&[&danegate::rcpt("user@example.test"), "status=250 2.0.0"]);
+    dg.wait_log(&[&danegate::rcpt("user@example.test"), "status=\"250 2.0.0"]);
 }
 
 /// (e) Two domains with Exim: after the second domain's 452 4.5.3, Exim
@@ -118,7 +118,7 @@ fn exim_two_domains_go_in_two_transactions() {
     // transaction.
     for r in rcpts {
         // danegate may log just after it passed the 250 on.
-        dg.wait_log(&[&danegate::rcpt(r), "status=250 2.0.0"]);
+        dg.wait_log(&[&danegate::rcpt(r), "status=\"250 2.0.0"]);
     }
     refused_then_relayed(&dg.log(), &rcpts);
     let ids: Vec<String> = rcpts

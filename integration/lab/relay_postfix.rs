@@ -66,7 +66,7 @@ pub fn refused_then_relayed(log: &str, rcpts: &[&str]) -> String {
     assert!(
         log.lines()
             .skip(at + 1)
-            .any(|l| l.contains(&rcpt) && l.contains("status=250 2.0.0")),
+            .any(|l| l.contains(&rcpt) && l.contains("status=\"250 2.0.0")),
         "{second} not relayed after its 452 4.5.3:\n{log}"
     );
     second.to_string()
@@ -126,7 +126,7 @@ fn postfix_message_arrives_byte_for_byte() {
         legacy.maillog()
     );
 
-    let summary = dg.wait_log(&[&danegate::rcpt("user@example.test"), "status=250 2.0.0"]);
+    let summary = dg.wait_log(&[&danegate::rcpt("user@example.test"), "status=\"250 2.0.0"]);
     assert!(
         summary.contains(&format!("[{}]:25", a.receiver().ip())),
         "{summary}"
@@ -182,7 +182,7 @@ fn postfix_two_domains_go_in_two_transactions() {
     // logged that 452 as a deferral and retried the recipient alone.
     for r in rcpts {
         // danegate may log just after it passed the 250 on.
-        dg.wait_log(&[&danegate::rcpt(r), "status=250 2.0.0"]);
+        dg.wait_log(&[&danegate::rcpt(r), "status=\"250 2.0.0"]);
     }
     let second = refused_then_relayed(&dg.log(), &rcpts);
     let first = rcpts.iter().find(|r| **r != second).unwrap();

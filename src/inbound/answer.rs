@@ -78,6 +78,18 @@ pub enum Answer<'a> {
     Failed(&'a Failure),
 }
 
+const VRFY: &str = "Cannot VRFY user, but will relay the message and attempt delivery";
+const HELP: &str = "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+const NO_POSTMASTER: &str = "<Postmaster>: this host relays only and has no local mailboxes";
+const SMTPUTF8_ADDRESS: &str = "Non-ASCII address requires the SMTPUTF8 parameter";
+const CHUNK_AFTER_FAILURE: &str =
+    "Bad sequence of commands: an earlier BDAT of this message failed; send RSET";
+
+/// A reply with an enhanced status code.
+fn r(code: u16, (class, subject, detail): (u8, u16, u16), text: impl Into<String>) -> Reply {
+    Reply::new(code, ec(class, subject, detail), text)
+}
+
 impl Answer<'_> {
     pub fn reply(&self) -> Reply {
         use Answer::*;
@@ -87,91 +99,67 @@ impl Answer<'_> {
                 hostname,
                 client,
                 max_size,
-            } => Reply {
-                code: 250,
-                enhanced: None,
-                lines: vec![
-                    format!("{hostname} greets {client}"),
-                    "PIPELINING".into(),
-                    format!("SIZE {max_size}"),
-                    "8BITMIME".into(),
-                    "ENHANCEDSTATUSCODES".into(),
-                    "SMTPUTF8".into(),
-                    "DSN".into(),
-                    "CHUNKING".into(),
-                ],
-            },
+            } => ehlo(hostname, client, *max_size),
             Helo { hostname } => Reply::new(250, None, *hostname),
-            Ok => Reply::new(250, ec(2, 0, 0), "Ok"),
-            MailOk => Reply::new(250, ec(2, 1, 0), "Ok"),
+            Ok => r(250, (2, 0, 0), "Ok"),
+            MailOk => r(250, (2, 1, 0), "Ok"),
             StartData => Reply::new(354, None, "End data with <CR><LF>.<CR><LF>"),
-            ChunkOk { size } => Reply::new(250, ec(2, 0, 0), format!("{size} octets received")),
-            Bye { hostname } => Reply::new(221, ec(2, 0, 0), format!("{hostname} closing connection")),
-            Vrfy => Reply::new(
-                252,
-                ec(2, 5, 0),
-                "Cannot VRFY user, but will relay the message and attempt delivery",
-            ),
-            Help => Reply::new(
-                214,
-                ec(2, 0, 0),
-                "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
-            ),
-            NotAllowed { client } => Reply::new(
+            ChunkOk { size } => r(250, (2, 0, 0), format!("{size} octets received")),
+            Bye { hostname } => r(221, (2, 0, 0), format!("{hostname} closing connection")),
+            Vrfy => r(252, (2, 5, 0), VRFY),
+            Help => r(214, (2, 0, 0), HELP),
+            NotAllowed { client } => r(
                 554,
-                ec(5, 7, 1),
+                (5, 7, 1),
                 format!("Access denied: {client} may not relay through this host"),
             ),
-            TooBusy => Reply::new(421, ec(4, 3, 2), "Too many connections, try again later"),
-            ShuttingDown => Reply::new(421, ec(4, 3, 2), "Service shutting down, try again later"),
-            IdleTimeout => Reply::new(421, ec(4, 4, 2), "Timeout exceeded, closing connection"),
-            TooManyErrors => Reply::new(421, ec(4, 7, 0), "Too many errors, closing connection"),
-            LineTooLong => Reply::new(500, ec(5, 5, 2), "Line too long"),
+            TooBusy => r(421, (4, 3, 2), "Too many connections, try again later"),
+            ShuttingDown => r(421, (4, 3, 2), "Service shutting down, try again later"),
+            IdleTimeout => r(421, (4, 4, 2), "Timeout exceeded, closing connection"),
+            TooManyErrors => r(421, (4, 7, 0), "Too many errors, closing connection"),
+            LineTooLong => r(500, (5, 5, 2), "Line too long"),
             Command(e) => command_error(e),
-            NotImplemented { command } => {
-                Reply::new(502, ec(5, 5, 1), format!("{command} is not implemented"))
-            }
-            BadSequence { hint } => Reply::new(503, ec(5, 5, 1), format!("Bad sequence of commands: {hint}")),
-            NeedMailFirst => Reply::new(503, ec(5, 5, 1), "Bad sequence of commands: need MAIL first"),
-            NoValidRecipients => Reply::new(554, ec(5, 5, 1), "No valid recipients"),
-            NestedMail => Reply::new(503, ec(5, 5, 1), "Bad sequence of commands: nested MAIL command"),
-            NoPostmaster => Reply::new(
-                550,
-                ec(5, 1, 1),
-                "<Postmaster>: this host relays only and has no local mailboxes",
-            ),
-            UnsupportedBody => Reply::new(555, ec(5, 5, 4), "BODY=BINARYMIME is not supported"),
-            Smtputf8Address => Reply::new(
-                553,
-                ec(5, 6, 7),
-                "Non-ASCII address requires the SMTPUTF8 parameter",
-            ),
-            DeclaredTooBig { max } => Reply::new(
+            NotImplemented { command } => r(502, (5, 5, 1), format!("{command} is not implemented")),
+            BadSequence { hint } => r(503, (5, 5, 1), format!("Bad sequence of commands: {hint}")),
+            NeedMailFirst => r(503, (5, 5, 1), "Bad sequence of commands: need MAIL first"),
+            NoValidRecipients => r(554, (5, 5, 1), "No valid recipients"),
+            NestedMail => r(503, (5, 5, 1), "Bad sequence of commands: nested MAIL command"),
+            NoPostmaster => r(550, (5, 1, 1), NO_POSTMASTER),
+            UnsupportedBody => r(555, (5, 5, 4), "BODY=BINARYMIME is not supported"),
+            Smtputf8Address => r(553, (5, 6, 7), SMTPUTF8_ADDRESS),
+            DeclaredTooBig { max } | MessageTooBig { max } => r(
                 552,
-                ec(5, 3, 4),
+                (5, 3, 4),
                 format!("Message size exceeds fixed limit of {max} octets"),
             ),
-            MessageTooBig { max } => Reply::new(
-                552,
-                ec(5, 3, 4),
-                format!("Message size exceeds fixed limit of {max} octets"),
-            ),
-            TooManyRecipients => Reply::new(452, ec(4, 5, 3), "Too many recipients"),
-            OtherDomain { first } => Reply::new(
+            TooManyRecipients => r(452, (4, 5, 3), "Too many recipients"),
+            OtherDomain { first } => r(
                 452,
-                ec(4, 5, 3),
-                format!(
-                    "Too many recipient domains: this transaction goes to {first}; send recipients of other domains in a new transaction"
-                ),
+                (4, 5, 3),
+                format!("Too many recipient domains: this transaction goes to {first}; send recipients of other domains in a new transaction"),
             ),
-            Violation(v) => Reply::new(550, ec(5, 5, 2), format!("Message refused: {v}")),
-            ChunkAfterFailure => Reply::new(
-                503,
-                ec(5, 5, 1),
-                "Bad sequence of commands: an earlier BDAT of this message failed; send RSET",
-            ),
+            Violation(v) => r(550, (5, 5, 2), format!("Message refused: {v}")),
+            ChunkAfterFailure => r(503, (5, 5, 1), CHUNK_AFTER_FAILURE),
             Failed(f) => f.reply(),
         }
+    }
+}
+
+/// The EHLO reply: our name and the extensions we offer.
+fn ehlo(hostname: &str, client: &str, max_size: u64) -> Reply {
+    Reply {
+        code: 250,
+        enhanced: None,
+        lines: vec![
+            format!("{hostname} greets {client}"),
+            "PIPELINING".into(),
+            format!("SIZE {max_size}"),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "SMTPUTF8".into(),
+            "DSN".into(),
+            "CHUNKING".into(),
+        ],
     }
 }
 

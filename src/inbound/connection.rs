@@ -47,6 +47,23 @@ pub struct Connection<S> {
     discarding: bool,
 }
 
+impl<S> Connection<S> {
+    /// Queues a reply; it is written by the next [`flush`](Self::flush).
+    pub fn queue(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.wbuf);
+    }
+
+    /// Bytes received and not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.rbuf
+    }
+
+    /// Drops `n` consumed bytes from the front of the read buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.rbuf.advance(n);
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(io: S) -> Self {
         Connection {
@@ -56,11 +73,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             written: 0,
             discarding: false,
         }
-    }
-
-    /// Queues a reply; it is written by the next [`flush`](Self::flush).
-    pub fn queue(&mut self, reply: &Reply) {
-        reply.write_to(&mut self.wbuf);
     }
 
     /// Writes queued replies. Cancel-safe: progress is kept in `written`,
@@ -122,16 +134,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             self.fill(left).await?;
         }
-    }
-
-    /// Bytes received and not yet consumed.
-    pub fn buffered(&self) -> &[u8] {
-        &self.rbuf
-    }
-
-    /// Drops `n` consumed bytes from the front of the read buffer.
-    pub fn consume(&mut self, n: usize) {
-        self.rbuf.advance(n);
     }
 
     /// Reads more input, flushing queued replies first.

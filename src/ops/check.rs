@@ -717,7 +717,8 @@ fn starttls_offered(e: &OutboundError) -> Option<bool> {
         | OutboundError::Dane { .. } => Some(true),
         OutboundError::Timeout { stage, .. }
         | OutboundError::Lost { stage, .. }
-        | OutboundError::Protocol { stage, .. } => {
+        | OutboundError::Protocol { stage, .. }
+        | OutboundError::Unexpected { stage, .. } => {
             matches!(stage, Stage::StartTls | Stage::TlsHandshake).then_some(true)
         }
         // Before (or without) EHLO: nothing known.
@@ -740,6 +741,9 @@ fn describe(e: &OutboundError) -> String {
         }
         OutboundError::Rejected { stage, reply, .. } => {
             format!("server said {reply} (while {stage})")
+        }
+        OutboundError::Unexpected { stage, reply, .. } => {
+            format!("unexpected reply {reply} while {stage}")
         }
         OutboundError::StartTlsMissing { .. } => "STARTTLS is not offered".to_owned(),
         OutboundError::StartTlsRefused { reply, .. } => format!("STARTTLS refused: {reply}"),

@@ -1,28 +1,30 @@
 //! The outbound SMTP client: one conversation with one destination
-//! address, from the greeting through EHLO and STARTTLS to MAIL, RCPT and
-//! the message content.
+//! address, from the greeting through EHLO and STARTTLS to a conversation
+//! ready for MAIL FROM ([`Client`]).
 //!
-//! The client owns the stream and its read buffer; every read and write is
-//! bounded by the timeout of its [`Stage`]. It reports destination replies
-//! as they are and transport trouble as [`OutboundError`]; choosing hosts
-//! and mapping errors to replies for the legacy MTA happen elsewhere
-//! (`relay`, `reply_map`). The stream type is generic so that tests can run
-//! the client over in-memory pipes.
+//! What happens inside a transaction (MAIL, RCPT, the content) is the
+//! typed states of [`transaction`](super::transaction); the bytes and the
+//! order of replies are the [`Wire`]'s. Every read and write is bounded by
+//! the timeout of its [`Stage`]. The client reports destination replies as
+//! they are and transport trouble as [`OutboundError`]; choosing hosts and
+//! mapping errors to replies for the legacy MTA happen elsewhere
+//! (`connect`, `failure`). The stream type is generic so that tests can
+//! run the client over in-memory pipes.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::timeout;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{timeout, Instant};
 
+use super::stage::{Stage, Verdict};
+use super::wire::{Quiet, Wire};
 use crate::config::Timeouts;
-use crate::outbound::stage::Stage;
 use crate::policy::RefuseReason;
 use crate::smtp::command::{Body, ForwardPath, MailParams, RcptParams, Ret, ReversePath};
 use crate::smtp::ehlo::{parse_ehlo, Capabilities};
-use crate::smtp::reply::{parse_reply, Reply, ReplyError};
+use crate::smtp::reply::{Reply, ReplyError};
 use crate::tls::stream::{self, MaybeTls};
 use crate::tls::{CertificateDer, ClientConfig, TlsState};
 
@@ -58,6 +60,14 @@ pub enum OutboundError {
         stage: Stage,
         cause: ReplyError,
     },
+    /// A reply the stage can never get (250 to DATA, 354 to RCPT, ...):
+    /// the server and we no longer agree where the conversation stands.
+    #[error("protocol error: {peer} answered the {} with an unexpected reply: {reply}", stage.command_name())]
+    Unexpected {
+        peer: Peer,
+        stage: Stage,
+        reply: Reply,
+    },
     /// The server refused the conversation (greeting, EHLO/HELO).
     #[error("{peer} said: {reply} (while {stage})")]
     Rejected {
@@ -86,6 +96,7 @@ impl OutboundError {
             | OutboundError::Timeout { peer, .. }
             | OutboundError::Lost { peer, .. }
             | OutboundError::Protocol { peer, .. }
+            | OutboundError::Unexpected { peer, .. }
             | OutboundError::Rejected { peer, .. }
             | OutboundError::StartTlsMissing { peer }
             | OutboundError::StartTlsRefused { peer, .. }
@@ -121,34 +132,33 @@ pub struct Hello {
     pub timeouts: Arc<Timeouts>,
 }
 
-/// An open conversation, ready for MAIL FROM.
+/// An open conversation between transactions: greeted, EHLO (and TLS as
+/// the policy asked) done, nothing written that awaits a reply, nothing
+/// unread. It is the only state that can start a transaction
+/// ([`Client::start`]) or wait in the connection cache; a transaction
+/// gives one back only through its final reply or a RSET answered 250.
 pub struct Client<S> {
-    io: MaybeTls<S>,
-    rbuf: BytesMut,
-    peer: Peer,
-    caps: Capabilities,
+    pub(crate) wire: Wire<S>,
+    pub(crate) caps: Capabilities,
     tls: TlsState,
-    timeouts: Arc<Timeouts>,
+    established: Instant,
 }
-
-/// Read buffer size; replies are bounded by the reply parser.
-const READ_CHUNK: usize = 8 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Greeting, EHLO (HELO when EHLO is refused), STARTTLS per `hello.tls`
     /// and EHLO again. Returns a conversation ready for MAIL FROM.
     pub async fn open(stream: S, peer: Peer, hello: &Hello) -> Result<Self, OutboundError> {
         let mut client = Client {
-            io: MaybeTls::Plain(stream),
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
-            peer,
+            wire: Wire::new(stream, peer, hello.timeouts.clone()),
             caps: Capabilities::default(),
             tls: TlsState::None,
-            timeouts: hello.timeouts.clone(),
+            established: Instant::now(),
         };
-        let greeting = client.read_reply(Stage::Greeting).await?;
-        if greeting.code != 220 {
-            return Err(client.rejected(Stage::Greeting, greeting));
+        let greeting = client.wire.read_reply(Stage::Greeting).await?;
+        match Stage::Greeting.judge(&greeting) {
+            Verdict::Positive => {}
+            Verdict::Negative => return Err(client.rejected(Stage::Greeting, greeting)),
+            Verdict::Unexpected => return Err(client.unexpected(Stage::Greeting, greeting)),
         }
         client.ehlo(&hello.hostname).await?;
         if client.caps.starttls && hello.tls != TlsMode::Off {
@@ -168,7 +178,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 Err(e) => return Err(e),
             }
         } else if hello.tls == TlsMode::Required {
-            let peer = client.peer.clone();
+            let peer = client.wire.peer.clone();
             client.quit().await;
             return Err(OutboundError::StartTlsMissing { peer });
         }
@@ -176,7 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     pub fn peer(&self) -> &Peer {
-        &self.peer
+        &self.wire.peer
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -187,10 +197,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         &self.tls
     }
 
+    /// When the TCP connection was made.
+    pub fn established(&self) -> Instant {
+        self.established
+    }
+
     /// The certificate chain the server presented (leaf first), when TLS
     /// is active.
     pub fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
-        self.io.peer_certificates()
+        self.wire.io.peer_certificates()
     }
 
     /// Records what the verifier proved about this connection.
@@ -198,11 +213,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.tls = state;
     }
 
+    /// Whether the conversation is still quiet: the server sent nothing
+    /// since its last reply and did not close. Checked before a
+    /// conversation is cached and again before it is reused: a stale reply
+    /// would be taken for the answer to the next command.
+    pub async fn is_clean(&mut self) -> bool {
+        self.wire.is_idle() && self.wire.unsolicited().await == Quiet::Yes
+    }
+
+    /// Says goodbye, ignoring what the server makes of it.
+    pub async fn quit(mut self) {
+        let _ = self.wire.command(b"QUIT\r\n", Stage::Quit).await;
+        self.wire.shutdown().await;
+    }
+
     async fn ehlo(&mut self, hostname: &str) -> Result<(), OutboundError> {
-        let reply = self
-            .command(format!("EHLO {hostname}\r\n").as_bytes(), Stage::Ehlo)
-            .await?;
-        if reply.is_positive() {
+        let line = format!("EHLO {hostname}\r\n");
+        let (verdict, reply) = self.wire.command(line.as_bytes(), Stage::Ehlo).await?;
+        if verdict == Verdict::Positive {
             self.caps = parse_ehlo(&reply);
             return Ok(());
         }
@@ -210,10 +238,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             return Err(self.rejected(Stage::Ehlo, reply));
         }
         // RFC 5321 §3.2: a server that does not know EHLO gets HELO.
-        let reply = self
-            .command(format!("HELO {hostname}\r\n").as_bytes(), Stage::Helo)
-            .await?;
-        if !reply.is_positive() {
+        let line = format!("HELO {hostname}\r\n");
+        let (verdict, reply) = self.wire.command(line.as_bytes(), Stage::Helo).await?;
+        if verdict != Verdict::Positive {
             return Err(self.rejected(Stage::Helo, reply));
         }
         self.caps = Capabilities::default();
@@ -221,215 +248,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     async fn starttls(&mut self, hello: &Hello) -> Result<(), OutboundError> {
-        let reply = self.command(b"STARTTLS\r\n", Stage::StartTls).await?;
-        if reply.code != 220 {
+        let (verdict, reply) = self.wire.command(b"STARTTLS\r\n", Stage::StartTls).await?;
+        if verdict != Verdict::Positive {
             return Err(OutboundError::StartTlsRefused {
-                peer: self.peer.clone(),
+                peer: self.wire.peer.clone(),
                 reply,
             });
         }
-        if !self.rbuf.is_empty() {
+        if self.wire.has_unread() {
             // Anything sent before the handshake would be taken as if it
             // came through TLS (the STARTTLS injection attack).
-            return Err(OutboundError::Tls {
-                peer: self.peer.clone(),
-                cause: "server sent data after its STARTTLS reply, before the handshake".into(),
-            });
+            return Err(
+                self.tls_failed("server sent data after its STARTTLS reply, before the handshake")
+            );
         }
-        let plain = match std::mem::replace(&mut self.io, MaybeTls::Gone) {
+        let plain = match std::mem::replace(&mut self.wire.io, MaybeTls::Gone) {
             MaybeTls::Plain(s) => s,
             other => {
-                self.io = other;
-                return Err(OutboundError::Tls {
-                    peer: self.peer.clone(),
-                    cause: "TLS is already active".into(),
-                });
+                self.wire.io = other;
+                return Err(self.tls_failed("TLS is already active"));
             }
         };
-        let limit = Stage::TlsHandshake.timeout(&self.timeouts);
-        let upgrade = stream::upgrade(
-            plain,
-            &hello.tls_config,
-            hello.sni.as_deref(),
-            self.peer.addr.ip(),
-        );
+        let limit = Stage::TlsHandshake.timeout(&self.wire.timeouts);
+        let ip = self.wire.peer.addr.ip();
+        let upgrade = stream::upgrade(plain, &hello.tls_config, hello.sni.as_deref(), ip);
         let (io, state) = match timeout(limit, upgrade).await {
-            Err(_) => {
-                return Err(OutboundError::Timeout {
-                    peer: self.peer.clone(),
-                    stage: Stage::TlsHandshake,
-                })
-            }
-            Ok(Err(cause)) => {
-                return Err(OutboundError::Tls {
-                    peer: self.peer.clone(),
-                    cause,
-                })
-            }
+            Err(_) => return Err(self.wire.timed_out(Stage::TlsHandshake)),
+            Ok(Err(cause)) => return Err(self.tls_failed(&cause)),
             Ok(Ok(up)) => up,
         };
         self.tls = state;
-        self.io = io;
+        self.wire.io = io;
         Ok(())
     }
 
-    /// Sends MAIL FROM with the parameters the server supports. The reply
-    /// is returned whatever its code.
-    pub async fn mail(
-        &mut self,
-        from: &ReversePath,
-        params: &MailParams,
-    ) -> Result<Reply, OutboundError> {
-        let line = mail_line(from, params, &self.caps);
-        self.command(line.as_bytes(), Stage::Mail).await
-    }
-
-    /// Sends RCPT TO (with DSN parameters when the server supports DSN).
-    pub async fn rcpt(
-        &mut self,
-        to: &ForwardPath,
-        params: &RcptParams,
-    ) -> Result<Reply, OutboundError> {
-        let line = rcpt_line(to, params, &self.caps);
-        self.command(line.as_bytes(), Stage::Rcpt).await
-    }
-
-    /// Sends DATA; a 354 reply means the content may follow.
-    pub async fn data(&mut self) -> Result<Reply, OutboundError> {
-        self.command(b"DATA\r\n", Stage::DataInit).await
-    }
-
-    /// Writes message content (already in wire form).
-    pub async fn send_content(&mut self, bytes: &[u8]) -> Result<(), OutboundError> {
-        self.send(bytes, Stage::DataBlock).await
-    }
-
-    /// Writes the end of data and waits for the final reply. A server
-    /// that has already said something (a reply before the end of data, a
-    /// protocol violation) is refused rather than believed: its early
-    /// reply must never stand for the reply to the final dot.
-    pub async fn end_data(&mut self, tail: &[u8]) -> Result<Reply, OutboundError> {
-        if self.unsolicited().await {
-            return Err(OutboundError::Protocol {
-                peer: self.peer.clone(),
-                stage: Stage::DataBlock,
-                cause: ReplyError::Malformed {
-                    reason: "the server replied before the end of data",
-                },
-            });
-        }
-        self.send(tail, Stage::DataBlock).await?;
-        self.read_reply(Stage::DataDone).await
-    }
-
-    /// Whether the server sent bytes nobody asked for yet: anything in the
-    /// read buffer, or readable right now (one poll, no waiting).
-    async fn unsolicited(&mut self) -> bool {
-        if !self.rbuf.is_empty() {
-            return true;
-        }
-        self.rbuf.reserve(READ_CHUNK);
-        // A zero timeout polls the read once: Ready means the server
-        // spoke; a closed connection is left to the write that follows.
-        matches!(
-            timeout(std::time::Duration::ZERO, self.io.read_buf(&mut self.rbuf)).await,
-            Ok(Ok(n)) if n > 0
-        )
-    }
-
-    /// Writes a BDAT command line; the chunk follows with
-    /// [`send_content`](Self::send_content), then [`bdat_reply`](Self::bdat_reply).
-    pub async fn bdat_start(&mut self, size: u64, last: bool) -> Result<(), OutboundError> {
-        let line = if last {
-            format!("BDAT {size} LAST\r\n")
-        } else {
-            format!("BDAT {size}\r\n")
-        };
-        self.send(line.as_bytes(), Stage::Bdat).await
-    }
-
-    pub async fn bdat_reply(&mut self) -> Result<Reply, OutboundError> {
-        self.read_reply(Stage::Bdat).await
-    }
-
-    pub async fn rset(&mut self) -> Result<Reply, OutboundError> {
-        self.command(b"RSET\r\n", Stage::Rset).await
-    }
-
-    /// Says goodbye, ignoring what the server makes of it.
-    pub async fn quit(mut self) {
-        let _ = self.command(b"QUIT\r\n", Stage::Quit).await;
-        let limit = Stage::Quit.timeout(&self.timeouts);
-        let _ = timeout(limit, self.io.shutdown()).await;
-    }
-
-    async fn command(&mut self, line: &[u8], stage: Stage) -> Result<Reply, OutboundError> {
-        self.send(line, stage).await?;
-        self.read_reply(stage).await
-    }
-
-    async fn send(&mut self, bytes: &[u8], stage: Stage) -> Result<(), OutboundError> {
-        let limit = stage.timeout(&self.timeouts);
-        let io = &mut self.io;
-        let result = timeout(limit, async move {
-            io.write_all(bytes).await?;
-            io.flush().await
-        })
-        .await;
-        match result {
-            Err(_) => Err(OutboundError::Timeout {
-                peer: self.peer.clone(),
-                stage,
-            }),
-            Ok(Err(e)) => Err(self.lost(stage, e.to_string())),
-            Ok(Ok(())) => Ok(()),
-        }
-    }
-
-    async fn read_reply(&mut self, stage: Stage) -> Result<Reply, OutboundError> {
-        let deadline = tokio::time::Instant::now() + stage.timeout(&self.timeouts);
-        loop {
-            match parse_reply(&self.rbuf) {
-                Ok((reply, used)) => {
-                    self.rbuf.advance(used);
-                    return Ok(reply);
-                }
-                Err(ReplyError::Incomplete) => {}
-                Err(cause) => {
-                    return Err(OutboundError::Protocol {
-                        peer: self.peer.clone(),
-                        stage,
-                        cause,
-                    })
-                }
-            }
-            self.rbuf.reserve(READ_CHUNK);
-            let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.rbuf)).await;
-            match read {
-                Err(_) => {
-                    return Err(OutboundError::Timeout {
-                        peer: self.peer.clone(),
-                        stage,
-                    })
-                }
-                Ok(Ok(0)) => return Err(self.lost(stage, "connection closed by server".into())),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(self.lost(stage, e.to_string())),
-            }
-        }
-    }
-
-    fn lost(&self, stage: Stage, cause: String) -> OutboundError {
-        OutboundError::Lost {
-            peer: self.peer.clone(),
-            stage,
-            cause,
+    fn tls_failed(&self, cause: &str) -> OutboundError {
+        OutboundError::Tls {
+            peer: self.wire.peer.clone(),
+            cause: cause.to_owned(),
         }
     }
 
     fn rejected(&self, stage: Stage, reply: Reply) -> OutboundError {
         OutboundError::Rejected {
-            peer: self.peer.clone(),
+            peer: self.wire.peer.clone(),
+            stage,
+            reply,
+        }
+    }
+
+    fn unexpected(&self, stage: Stage, reply: Reply) -> OutboundError {
+        OutboundError::Unexpected {
+            peer: self.wire.peer.clone(),
             stage,
             reply,
         }

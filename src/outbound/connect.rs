@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 use tracing::{info, warn};
 
 use crate::metrics;
@@ -52,7 +52,6 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
                 return Ok(Destination {
                     domain: domain.to_owned(),
                     client,
-                    established: Instant::now(),
                 });
             }
             Err(e) => {

@@ -38,7 +38,7 @@ impl Failure {
     pub fn remote(peer: &Peer, stage: Stage, reply: Reply) -> Failure {
         Failure::Remote {
             peer: peer.clone(),
-            command: command_name(stage),
+            command: stage.command_name(),
             reply,
         }
     }
@@ -71,6 +71,7 @@ impl Failure {
                 | OutboundError::Lost { .. }
                 | OutboundError::Protocol { .. }
                 | OutboundError::Rejected { .. } => "connection_lost",
+                OutboundError::Unexpected { .. } => "protocol_error",
                 OutboundError::StartTlsMissing { .. } | OutboundError::StartTlsRefused { .. } => {
                     "starttls_missing"
                 }
@@ -97,26 +98,14 @@ impl Failure {
                 | OutboundError::StartTlsRefused { .. },
             ) => 4,
             Failure::Remote { .. } | Failure::Mismatch { .. } => 3,
-            Failure::Outbound(OutboundError::Rejected { .. } | OutboundError::Protocol { .. }) => 2,
+            Failure::Outbound(
+                OutboundError::Rejected { .. }
+                | OutboundError::Protocol { .. }
+                | OutboundError::Unexpected { .. },
+            ) => 2,
             Failure::Outbound(_) => 1,
             Failure::Plan(_) => 0,
         }
-    }
-}
-
-fn command_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Mail => "MAIL FROM command",
-        Stage::Rcpt => "RCPT TO command",
-        Stage::DataInit => "DATA command",
-        Stage::DataDone | Stage::DataBlock => "end of DATA command",
-        Stage::Bdat => "BDAT command",
-        Stage::Rset => "RSET command",
-        Stage::Greeting => "initial greeting",
-        Stage::Ehlo => "EHLO command",
-        Stage::Helo => "HELO command",
-        Stage::StartTls => "STARTTLS command",
-        _ => "command",
     }
 }
 
@@ -141,7 +130,9 @@ impl Failure {
                 OutboundError::Timeout { .. } | OutboundError::Lost { .. } => {
                     Reply::new(451, ec(4, 4, 2), text)
                 }
-                OutboundError::Protocol { .. } => Reply::new(451, ec(4, 5, 0), text),
+                OutboundError::Protocol { .. } | OutboundError::Unexpected { .. } => {
+                    Reply::new(451, ec(4, 5, 0), text)
+                }
                 OutboundError::Rejected { reply, .. } => {
                     // A server refusing the conversation itself (greeting,
                     // EHLO) is not a verdict on this message: defer.

@@ -5,9 +5,11 @@
 //! hosts to try with their TLS requirement (DNS and policy, no I/O of its
 //! own); [`connect`] opens a conversation with the first host that takes
 //! one; [`pool`] keeps idle verified conversations for reuse; [`client`]
-//! is the SMTP client conversation itself; [`stage`] holds every
-//! protocol state's timeout and description; [`failure`] says why an
-//! attempt failed and how the legacy MTA hears it.
+//! opens the SMTP client conversation and [`transaction`] carries one mail
+//! transaction through it as typed states (over the private `wire`, which
+//! owns the bytes); [`stage`] holds every protocol state's timeout,
+//! description and expected replies; [`failure`] says why an attempt
+//! failed and how the legacy MTA hears it.
 
 pub mod client;
 pub mod connect;
@@ -15,6 +17,8 @@ pub mod failure;
 pub mod plan;
 pub mod pool;
 pub mod stage;
+pub mod transaction;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

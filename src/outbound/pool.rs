@@ -1,5 +1,12 @@
 //! The connection cache: idle outbound conversations kept for the next
 //! transaction to the same domain, from any inbound session.
+//!
+//! Only a [`Client`] can be cached, and a transaction gives one back only
+//! after the destination's final reply or its 250 to RSET (see
+//! `transaction`). On top of that the cache checks that the conversation
+//! is quiet twice: when it is put (nothing unread, nothing more on the
+//! socket) and again when it is taken, since the server may have spoken
+//! or closed while it waited. A conversation that is not quiet is closed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +20,14 @@ use crate::outbound::client::Client;
 /// Most idle connections kept per destination domain.
 const POOL_PER_DOMAIN: usize = 16;
 
+/// An open conversation for one destination domain, ready for MAIL FROM.
+pub struct Destination {
+    pub domain: String,
+    pub client: Client<TcpStream>,
+}
+
+type Idle = HashMap<String, Vec<(Instant, Client<TcpStream>)>>;
+
 /// Idle outbound connections, each ready for MAIL FROM and established
 /// under the policy of the context it belongs to (a reload makes a new
 /// context with an empty pool), kept for `timeouts.connection_cache`
@@ -23,7 +38,7 @@ pub struct Pool {
     ttl: Duration,
     /// Connections established longer ago are not reused.
     reuse_limit: Duration,
-    idle: Mutex<HashMap<String, Vec<(Instant, Destination)>>>,
+    idle: Mutex<Idle>,
     janitor: std::sync::Once,
 }
 
@@ -37,51 +52,53 @@ impl Pool {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(Instant, Destination)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether another transaction may still use `dest`: it was established
-    /// less than `timeouts.connection_reuse_limit` ago.
-    pub fn reusable(&self, dest: &Destination) -> bool {
-        dest.established.elapsed() < self.reuse_limit
+    /// Whether another transaction may still use `client`: it was
+    /// established less than `timeouts.connection_reuse_limit` ago.
+    pub fn reusable(&self, client: &Client<TcpStream>) -> bool {
+        client.established().elapsed() < self.reuse_limit
     }
 
-    /// The freshest idle connection for `domain`, if any.
-    pub fn take(&self, domain: &str) -> Option<Destination> {
-        let now = Instant::now();
-        let mut idle = self.lock();
-        let list = idle.get_mut(domain)?;
-        while let Some((since, dest)) = list.pop() {
-            if now.duration_since(since) < self.ttl && self.reusable(&dest) {
-                return Some(dest);
+    /// The freshest quiet idle connection for `domain`, if any; the others
+    /// found on the way (expired, or no longer quiet) are closed.
+    pub async fn take(&self, domain: &str) -> Option<Destination> {
+        loop {
+            let (since, mut client) = self.lock().get_mut(domain)?.pop()?;
+            if since.elapsed() < self.ttl && self.reusable(&client) && client.is_clean().await {
+                return Some(Destination {
+                    domain: domain.to_owned(),
+                    client,
+                });
             }
-            tokio::spawn(dest.client.quit());
+            tokio::spawn(client.quit());
         }
-        None
     }
 
     /// Keeps an idle connection, or says QUIT when the cache is off or
-    /// full.
+    /// full, or the connection is too old or not quiet.
     pub async fn put(self: &Arc<Self>, dest: Destination) {
-        if self.ttl.is_zero() || !self.reusable(&dest) {
-            return dest.client.quit().await;
+        let Destination { domain, mut client } = dest;
+        if self.ttl.is_zero() || !self.reusable(&client) || !client.is_clean().await {
+            return client.quit().await;
         }
         self.janitor.call_once(|| {
             tokio::spawn(sweep(Arc::downgrade(self)));
         });
         let rejected = {
             let mut idle = self.lock();
-            let list = idle.entry(dest.domain.clone()).or_default();
+            let list = idle.entry(domain).or_default();
             if list.len() < POOL_PER_DOMAIN {
-                list.push((Instant::now(), dest));
+                list.push((Instant::now(), client));
                 None
             } else {
-                Some(dest)
+                Some(client)
             }
         };
-        if let Some(dest) = rejected {
-            dest.client.quit().await;
+        if let Some(client) = rejected {
+            client.quit().await;
         }
     }
 }
@@ -96,7 +113,7 @@ async fn sweep(pool: std::sync::Weak<Pool>) {
         tokio::time::sleep(period).await;
         let Some(p) = pool.upgrade() else { return };
         let now = Instant::now();
-        let expired: Vec<Destination> = {
+        let expired: Vec<Client<TcpStream>> = {
             let mut idle = p.lock();
             let mut out = Vec::new();
             for list in idle.values_mut() {
@@ -104,21 +121,13 @@ async fn sweep(pool: std::sync::Weak<Pool>) {
                     .into_iter()
                     .partition(|(since, _)| now.duration_since(*since) >= p.ttl);
                 *list = fresh;
-                out.extend(old.into_iter().map(|(_, d)| d));
+                out.extend(old.into_iter().map(|(_, c)| c));
             }
             idle.retain(|_, l| !l.is_empty());
             out
         };
-        for dest in expired {
-            tokio::spawn(dest.client.quit());
+        for client in expired {
+            tokio::spawn(client.quit());
         }
     }
-}
-
-/// An open conversation for one destination domain.
-pub struct Destination {
-    pub domain: String,
-    pub client: Client<TcpStream>,
-    /// When the connection was established (TCP connect).
-    pub established: Instant,
 }

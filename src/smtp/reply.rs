@@ -85,7 +85,8 @@ impl Reply {
     /// Appends the wire form: every line `code-`/`code ` followed by the
     /// enhanced code (when present) and the text, CRLF-terminated. An empty
     /// `lines` writes one line with no text. Texts must not contain CR or
-    /// LF; any that do are replaced by spaces.
+    /// LF; any that do are replaced by spaces, and other control
+    /// characters but HT by `?`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let empty = [String::new()];
         let lines = if self.lines.is_empty() {
@@ -103,11 +104,20 @@ impl Reply {
                 }
             }
             // A CR or LF in a text would end the line early and let the
-            // rest pass for a reply of its own.
-            out.extend(
-                text.bytes()
-                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-            );
+            // rest pass for a reply of its own; other control characters
+            // (NUL, ESC, ...) from a destination's text have no business
+            // reaching the client (RFC 5321's textstring is HT and
+            // printable characters).
+            for c in text.chars() {
+                let c = match c {
+                    '\r' | '\n' => ' ',
+                    '\t' => '\t',
+                    c if c.is_control() => '?',
+                    c => c,
+                };
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -547,6 +557,17 @@ mod tests {
             // A CR or LF in a text cannot start a line of its own.
             (reply(250, None, &["a\r\n250 b"]), b"250 a  250 b\r\n"),
             (reply(250, None, &["a\rb\nc"]), b"250 a b c\r\n"),
+            // Other control characters never reach the client; HT and
+            // non-ASCII text do.
+            (
+                reply(550, None, &["bad\0user\x1b[31m\x7f"]),
+                b"550 bad?user?[31m?\r\n",
+            ),
+            (reply(250, None, &["a\tb"]), b"250 a\tb\r\n"),
+            (
+                reply(250, None, &["J\u{f6}rg"]),
+                "250 J\u{f6}rg\r\n".as_bytes(),
+            ),
         ];
         for (r, want) in cases {
             assert_eq!(r.to_wire(), *want, "{r:?}");

@@ -16,9 +16,15 @@
 //!   pipe, and [`SmtpClient`]: a client that sends raw bytes and reads
 //!   whole replies (multi-line aware) with a bounded wait.
 //!
+//! - [`strict::StrictDest`]: a plaintext destination that logs every byte
+//!   and flags what a careful server would refuse (nested MAIL, bytes
+//!   outside the DATA/BDAT framing), answering as a script says.
+//!
 //! Nothing here uses danegate's SMTP codec: the fixtures frame and parse
 //! SMTP themselves, so a codec bug cannot hide in both sides at once.
 #![allow(dead_code)]
+
+pub mod strict;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -351,17 +357,53 @@ impl ConfigBuilder {
 pub struct LogEvent {
     pub level: tracing::Level,
     pub message: String,
+    /// Field values with the quoting of a value that needed it
+    /// (`"250 2.0.0 Ok"`, see `logging::Field`) undone.
     pub fields: Vec<(String, String)>,
+    /// Field values exactly as the log line has them.
+    pub raw: Vec<(String, String)>,
 }
 
 impl LogEvent {
-    /// The value of field `name`, if the event has it.
+    /// The value of field `name`, if the event has it (unquoted).
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The value of field `name` exactly as the log line has it.
+    pub fn raw_field(&self, name: &str) -> Option<&str> {
+        self.raw
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A logfmt value as written by `logging::Field`: a quoted one loses its
+/// quotes and backslash escapes; `\xNN` escapes stay as they are.
+pub fn unquote(v: &str) -> String {
+    let Some(inner) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return v.to_owned();
+    };
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n @ ('"' | '\\')) => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for LogEvent {
@@ -379,6 +421,7 @@ impl std::fmt::Display for LogEvent {
 struct EventVisitor {
     message: String,
     fields: Vec<(String, String)>,
+    raw: Vec<(String, String)>,
 }
 
 impl tracing::field::Visit for EventVisitor {
@@ -396,7 +439,8 @@ impl EventVisitor {
         if name == "message" {
             self.message = value;
         } else {
-            self.fields.push((name.to_owned(), value));
+            self.fields.push((name.to_owned(), unquote(&value)));
+            self.raw.push((name.to_owned(), value));
         }
     }
 }
@@ -415,6 +459,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
             level: *event.metadata().level(),
             message: v.message,
             fields: v.fields,
+            raw: v.raw,
         });
     }
 }

@@ -12,6 +12,8 @@
 //! | `danegate_transactions_total` | `outcome`: delivered, deferred, rejected |
 //! | `danegate_recipients_total` | `outcome`, `reason`: none, dane_mismatch, starttls_missing, tls_failed, dns_failed, dns_bogus, connect_failed, connection_lost, remote_4xx, remote_5xx, policy, no_mail_domain, other_domain, message_refused, client_gone, other |
 //! | `danegate_tls_connections_total` | `state`: verified, trusted, untrusted, anonymous, plaintext |
+//! | `danegate_tls_legacy_connections_total` | `state`, `protocol` (`TLSv1.2`), `cipher` (OpenSSL's name): the outbound connections the legacy TLS engine (OpenSSL) made |
+//! | `danegate_tls_fallbacks_total` | `reason`: version, parameters, key: rustls handshakes that failed for lack of anything in common with the server (tried again with the legacy engine when `[tls] legacy` is on) |
 //! | `danegate_dane_results_total` | `result` (per host tried): ok, mismatch, unusable, not_applicable, insecure, lookup_failed |
 //! | `danegate_would_defer_total` | `reason` (test mode: what enforcement would have deferred) |
 //! | `danegate_dns_lookup_seconds` | histogram of DNS lookups that were not cached |
@@ -52,6 +54,13 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LegacyLabel {
+    pub state: String,
+    pub protocol: String,
+    pub cipher: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -63,6 +72,8 @@ pub struct Metrics {
     transactions: Family<OutcomeLabel, Counter>,
     recipients: Family<OutcomeReasonLabel, Counter>,
     tls: Family<StateLabel, Counter>,
+    tls_legacy: Family<LegacyLabel, Counter>,
+    tls_fallbacks: Family<ReasonLabel, Counter>,
     dane: Family<ResultLabel, Counter>,
     would_defer: Family<ReasonLabel, Counter>,
     dns_seconds: Histogram,
@@ -102,6 +113,18 @@ impl Metrics {
             "Outbound connections by TLS state",
             tls.clone(),
         );
+        let tls_legacy = Family::<LegacyLabel, Counter>::default();
+        registry.register(
+            "tls_legacy_connections",
+            "Outbound connections made by the legacy TLS engine (OpenSSL), by TLS state, protocol and cipher",
+            tls_legacy.clone(),
+        );
+        let tls_fallbacks = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "tls_fallbacks",
+            "rustls handshakes that failed for lack of a common version, cipher suite, key exchange or signature algorithm",
+            tls_fallbacks.clone(),
+        );
         let dane = Family::<ResultLabel, Counter>::default();
         registry.register(
             "dane_results",
@@ -133,6 +156,8 @@ impl Metrics {
             transactions,
             recipients,
             tls,
+            tls_legacy,
+            tls_fallbacks,
             dane,
             would_defer,
             dns_seconds,
@@ -170,6 +195,26 @@ impl Metrics {
         self.tls
             .get_or_create(&StateLabel {
                 state: state.into(),
+            })
+            .inc();
+    }
+
+    /// A connection the legacy TLS engine made, in its TLS state.
+    pub fn tls_legacy(&self, state: &str, protocol: &str, cipher: &str) {
+        self.tls_legacy
+            .get_or_create(&LegacyLabel {
+                state: state.into(),
+                protocol: protocol.into(),
+                cipher: cipher.into(),
+            })
+            .inc();
+    }
+
+    /// A rustls handshake that had nothing in common with the server.
+    pub fn tls_fallback(&self, reason: &str) {
+        self.tls_fallbacks
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
             })
             .inc();
     }

@@ -249,7 +249,7 @@ pub const DOMAINS: &[Domain] = domains![
         Some("no TLSA record of _25._tcp.mx.dane-ta-leaf-only.interop.test matches the certificate chain");
     "notlsa-ta-leaf-only" => "ta-leaf-only", None, Untrusted, T13, false, None;
     "dane-tls11" => "tls11", OWN, Deferred, None, true,
-        Some("no TLS version in common");
+        Some("no TLS version in common with the server (it offers none of TLSv1.2 to TLSv1.3; [tls] min_version where TLS is required)");
     "notlsa-tls11" => "tls11", None, Anonymous, T11, true, None;
     "dane-cbc" => "cbc", OWN, Verified, T12, true, None;
     "notlsa-cbc" => "cbc", None, Untrusted, T12, true, None;
@@ -261,7 +261,7 @@ pub const DOMAINS: &[Domain] = domains![
     "notlsa-p521" => "p521", None, Untrusted, T13, true, None;
     "dane-rsa1024" => "rsa1024", OWN, Verified, T13, true, None;
     "notlsa-rsa1024" => "rsa1024", None, Untrusted, T13, true, None;
-    "dane-anon" => "anon", OWN, Deferred, None, true, Some("no TLS version or cipher suite in common");
+    "dane-anon" => "anon", OWN, Deferred, None, true, Some("no cipher suite, key exchange or signature algorithm in common with the server");
     "notlsa-anon" => "anon", None, Anonymous, T12, true, None;
     "dane-cbc-replay" => "cbc-replay", OWN, Deferred, None, true,
         Some("the server's handshake signature does not verify with its certificate's key (it does not hold that key)");

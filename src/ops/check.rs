@@ -755,17 +755,10 @@ fn describe(e: &OutboundError) -> String {
 }
 
 fn tls_report(state: &TlsState, sni: Option<String>) -> TlsReport {
-    let (protocol, cipher) = match state {
-        TlsState::None => (String::new(), String::new()),
-        TlsState::Anonymous { protocol, cipher }
-        | TlsState::Untrusted { protocol, cipher }
-        | TlsState::Trusted {
-            protocol, cipher, ..
-        }
-        | TlsState::Verified {
-            protocol, cipher, ..
-        } => (protocol.clone(), cipher.clone()),
-    };
+    let (protocol, cipher) = state
+        .protocol_and_cipher()
+        .map(|(p, c)| (p.to_owned(), c.to_owned()))
+        .unwrap_or_default();
     TlsReport {
         protocol,
         cipher,
@@ -960,7 +953,7 @@ async fn handshake(ctx: &Ctx, peer: &Peer, sni: Option<String>, keys: Keys) -> H
     let recorder = Arc::new(Recorder::new(keys));
     let hello = Hello {
         hostname: ctx.hostname.clone(),
-        tls_config: client_config(recorder.clone(), keys),
+        tls_config: crate::tls::stream::Connector::primary(client_config(recorder.clone(), keys)),
         sni,
         tls: TlsMode::Required,
         timeouts: ctx.timeouts.clone(),

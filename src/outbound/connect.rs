@@ -2,9 +2,11 @@
 //! conversation with it: the plan from `plan`, then each host and each
 //! address in turn until one accepts (RFC 5321 §5.1, dane-rules §3.7).
 //!
-//! Opportunistic TLS that fails in the handshake is retried on a new
-//! connection without TLS (Postfix does the same); a host that requires TLS
-//! is never retried in plaintext.
+//! A handshake that fails because rustls and the server have nothing in
+//! common is tried again with the legacy TLS engine (OpenSSL), with the
+//! same verification. Opportunistic TLS that fails in the handshake (with
+//! every engine) is retried on a new connection without TLS (Postfix does
+//! the same); a host that requires TLS is never retried in plaintext.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +24,9 @@ use crate::outbound::stage::Stage;
 use crate::outbound::Context;
 use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
-use crate::tls::TlsState;
+use crate::tls::legacy::{Floor, LegacyConfig};
+use crate::tls::stream::Connector;
+use crate::tls::{Engine, TlsState, UnauthenticatedVerifier};
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
@@ -41,7 +45,11 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
     for host in &plan.hosts {
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
-                metrics::global().tls(tls_word(client.tls_state()));
+                let state = client.tls_state();
+                metrics::global().tls(tls_word(state));
+                if let Some(s) = state.session().filter(|s| s.engine == Engine::Legacy) {
+                    metrics::global().tls_legacy(tls_word(state), &s.protocol, &s.cipher);
+                }
                 let note = test_note(ctx);
                 info!(
                     session,
@@ -178,7 +186,12 @@ async fn try_host(
     Err(last.expect("a planned host has at least one address"))
 }
 
-/// One connection to one address with the given protection.
+/// One connection to one address with the given protection: with rustls,
+/// and once more with the legacy engine (OpenSSL) when rustls and the
+/// server had no protocol version, cipher suite, key exchange or
+/// signature algorithm in common and `[tls] legacy` is on
+/// ([`crate::tls::fallback`]). The same verifier judges the chain either
+/// way; a verification failure is never tried again.
 async fn attempt(
     ctx: &Context,
     plan: &Plan,
@@ -186,53 +199,37 @@ async fn attempt(
     peer: &Peer,
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let mut verifier = None;
-    let (tls, tls_config, sni) = match protection {
-        Protection::Off => (
-            TlsMode::Off,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Opportunistic => (
-            TlsMode::Opportunistic,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Encrypt => (
-            TlsMode::Required,
-            ctx.tls_opportunistic.clone(),
-            sni_for(&host.name),
-        ),
-        Protection::Dane => {
-            // dane-rules §3.2: SNI is the TLSA base domain.
-            let base = host.tlsa_base.clone().unwrap_or_else(|| host.name.clone());
-            let ids = ReferenceIds {
-                tlsa_base: base.clone(),
-                mx_host: host.name.clone(),
-                nexthop: plan.domain.clone(),
-            };
-            let v = Arc::new(DaneVerifier::new(
-                host.tlsa_records.clone(),
-                host.port,
-                ids,
-                crate::tls::provider(),
-            ));
-            verifier = Some(v.clone());
-            (
-                TlsMode::Required,
-                crate::tls::dane_config(v),
-                sni_for(&base),
-            )
+    let (hello, verifier) = hello_for(ctx, plan, host, protection, Engine::Rustls);
+    let mut result = try_address(ctx, peer, &hello).await;
+    let mut verifier = verifier;
+    if let (Err(OutboundError::Tls { peer, cause }), Some(mismatch)) =
+        (&result, hello.tls_config.mismatch())
+    {
+        if ctx.config.tls.legacy.is_on() {
+            metrics::global().tls_fallback(mismatch.metric_word());
+            info!(peer = %peer, "{cause}; trying again with the legacy TLS engine (OpenSSL)");
+            let (hello, v) = hello_for(ctx, plan, host, protection, Engine::Legacy);
+            result = try_address(ctx, peer, &hello).await;
+            verifier = v;
+        } else {
+            result = Err(OutboundError::Tls {
+                peer: peer.clone(),
+                cause: format!("{cause}; the legacy TLS engine is off ([tls] legacy)"),
+            });
         }
-    };
-    let hello = Hello {
-        hostname: ctx.config.server.hostname.0.clone(),
-        tls_config,
-        sni,
-        tls,
-        timeouts: ctx.timeouts.clone(),
-    };
-    let result = try_address(ctx, peer, &hello).await;
+    }
+    judge(plan, host, protection, verifier, result)
+}
+
+/// What the DANE verifier of an attempt proved (or why it refused), on
+/// top of the attempt's result; counts the DANE result.
+fn judge(
+    plan: &Plan,
+    host: &Host,
+    protection: Protection,
+    verifier: Option<Arc<DaneVerifier>>,
+    result: Result<Client<TcpStream>, OutboundError>,
+) -> Result<Client<TcpStream>, OutboundError> {
     let Some(v) = verifier else {
         if protection != Protection::Off {
             metrics::global().dane(match host.tlsa {
@@ -260,7 +257,7 @@ async fn attempt(
             // The verifier accepted nothing, yet the handshake completed:
             // impossible, and never to be mistaken for success.
             None => Err(OutboundError::Tls {
-                peer: peer.clone(),
+                peer: client.peer().clone(),
                 cause: "handshake completed without a DANE match".into(),
             }),
         },
@@ -273,6 +270,62 @@ async fn attempt(
         },
         Err(e) => Err(e),
     }
+}
+
+/// The conversation settings for one attempt with one TLS engine; for
+/// DANE also the connection's own verifier, to ask afterwards what
+/// matched.
+fn hello_for(
+    ctx: &Context,
+    plan: &Plan,
+    host: &Host,
+    protection: Protection,
+    engine: Engine,
+) -> (Hello, Option<Arc<DaneVerifier>>) {
+    let tls = match protection {
+        Protection::Off => TlsMode::Off,
+        Protection::Opportunistic => TlsMode::Opportunistic,
+        Protection::Encrypt | Protection::Dane => TlsMode::Required,
+    };
+    let base = host.tlsa_base.as_ref().unwrap_or(&host.name);
+    let verifier = (protection == Protection::Dane).then(|| {
+        let ids = ReferenceIds {
+            tlsa_base: base.clone(),
+            mx_host: host.name.clone(),
+            nexthop: plan.domain.clone(),
+        };
+        Arc::new(DaneVerifier::new(
+            host.tlsa_records.clone(),
+            host.port,
+            ids,
+            crate::tls::provider(),
+        ))
+    });
+    let floor = Floor::for_policy(tls == TlsMode::Required, &ctx.config.tls);
+    let tls_config = match (engine, &verifier) {
+        (Engine::Rustls, Some(v)) => Connector::primary(crate::tls::dane_config(v.clone())),
+        (Engine::Rustls, None) => Connector::primary(ctx.tls_opportunistic.clone()),
+        (Engine::Legacy, Some(v)) => Connector::legacy(LegacyConfig {
+            verifier: v.clone(),
+            authenticate: true,
+            floor,
+        }),
+        (Engine::Legacy, None) => Connector::legacy(LegacyConfig {
+            verifier: Arc::new(UnauthenticatedVerifier::new(crate::tls::provider())),
+            authenticate: false,
+            floor,
+        }),
+    };
+    // dane-rules §3.2: SNI is the TLSA base domain.
+    let sni = if verifier.is_some() { base } else { &host.name };
+    let hello = Hello {
+        hostname: ctx.config.server.hostname.0.clone(),
+        tls_config,
+        sni: sni_for(sni),
+        tls,
+        timeouts: ctx.timeouts.clone(),
+    };
+    (hello, verifier)
 }
 
 async fn try_address(

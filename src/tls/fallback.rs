@@ -32,6 +32,17 @@ pub enum Mismatch {
     Key(KeyType),
 }
 
+impl Mismatch {
+    /// The `reason` label of `danegate_tls_fallbacks_total`.
+    pub fn metric_word(&self) -> &'static str {
+        match self {
+            Mismatch::Version => "version",
+            Mismatch::Parameters => "parameters",
+            Mismatch::Key(_) => "key",
+        }
+    }
+}
+
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -144,30 +144,63 @@ pub fn opportunistic_config() -> Arc<ClientConfig> {
     client_config(Arc::new(UnauthenticatedVerifier::new(provider())))
 }
 
+/// Which TLS engine carried a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// rustls, the primary engine.
+    Rustls,
+    /// OpenSSL, for servers rustls has nothing in common with
+    /// ([`legacy`]).
+    Legacy,
+}
+
+/// The negotiated parameters of a TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub engine: Engine,
+    /// `TLSv1.3`, `TLSv1.2`, ...
+    pub protocol: String,
+    /// rustls's or OpenSSL's name of the cipher suite.
+    pub cipher: String,
+}
+
+impl Session {
+    /// `TLSv1.3 TLS13_AES_256_GCM_SHA384`, or with the legacy engine
+    /// `legacy TLSv1.2 ECDHE-RSA-AES256-SHA`: the summary line's words.
+    fn words(&self) -> String {
+        match self.engine {
+            Engine::Rustls => format!("{} {}", self.protocol, self.cipher),
+            Engine::Legacy => format!("legacy {} {}", self.protocol, self.cipher),
+        }
+    }
+
+    /// `TLSv1.3 with cipher X`, `TLSv1.2 with cipher X by the legacy TLS
+    /// engine (OpenSSL)`: the connection line's words.
+    fn phrase(&self) -> String {
+        let by = match self.engine {
+            Engine::Rustls => "",
+            Engine::Legacy => " by the legacy TLS engine (OpenSSL)",
+        };
+        format!("{} with cipher {}{by}", self.protocol, self.cipher)
+    }
+}
+
 /// How an outbound connection was protected, in Postfix's vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsState {
     /// Plaintext.
     None,
-    /// TLS without a server certificate (anonymous cipher suites; rustls
-    /// never negotiates these, the variant exists for the log vocabulary).
-    Anonymous { protocol: String, cipher: String },
+    /// TLS without a server certificate (anonymous cipher suites, which
+    /// only the legacy engine negotiates).
+    Anonymous(Session),
     /// TLS, certificate not authenticated.
-    Untrusted { protocol: String, cipher: String },
+    Untrusted(Session),
     /// DANE matched, but the MX records were not DNSSEC-signed, so the
     /// host name itself is not authenticated.
-    Trusted {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
+    Trusted { session: Session, matched: String },
     /// DANE matched and the host name came from a secure MX RRset (or a
     /// static route).
-    Verified {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
+    Verified { session: Session, matched: String },
 }
 
 impl TlsState {
@@ -185,40 +218,60 @@ impl TlsState {
             .negotiated_cipher_suite()
             .map(|c| format!("{:?}", c.suite()))
             .unwrap_or_else(|| "unknown".into());
-        TlsState::Untrusted { protocol, cipher }
+        TlsState::Untrusted(Session {
+            engine: Engine::Rustls,
+            protocol,
+            cipher,
+        })
+    }
+
+    /// The state of an established legacy (OpenSSL) connection.
+    pub fn legacy(n: &legacy::Negotiated) -> TlsState {
+        let session = Session {
+            engine: Engine::Legacy,
+            protocol: n.protocol.clone(),
+            cipher: n.cipher.clone(),
+        };
+        if n.anonymous {
+            TlsState::Anonymous(session)
+        } else {
+            TlsState::Untrusted(session)
+        }
     }
 
     pub fn is_tls(&self) -> bool {
         !matches!(self, TlsState::None)
     }
 
+    /// The negotiated parameters; none for plaintext.
+    pub fn session(&self) -> Option<&Session> {
+        match self {
+            TlsState::None => None,
+            TlsState::Anonymous(s)
+            | TlsState::Untrusted(s)
+            | TlsState::Trusted { session: s, .. }
+            | TlsState::Verified { session: s, .. } => Some(s),
+        }
+    }
+
+    /// The protocol and cipher suite of a TLS connection; none for
+    /// plaintext.
+    pub fn protocol_and_cipher(&self) -> Option<(&str, &str)> {
+        self.session()
+            .map(|s| (s.protocol.as_str(), s.cipher.as_str()))
+    }
+
     /// The same connection, authenticated by DANE: `Verified` when the
     /// MX host name is authenticated, `Trusted` otherwise.
     pub fn authenticated(&self, mx_secure: bool, matched: &dane::DaneMatch) -> TlsState {
-        let (protocol, cipher) = match self {
-            TlsState::Untrusted { protocol, cipher }
-            | TlsState::Anonymous { protocol, cipher }
-            | TlsState::Trusted {
-                protocol, cipher, ..
-            }
-            | TlsState::Verified {
-                protocol, cipher, ..
-            } => (protocol.clone(), cipher.clone()),
-            TlsState::None => return TlsState::None,
+        let Some(session) = self.session().cloned() else {
+            return TlsState::None;
         };
         let matched = matched.to_string();
         if mx_secure {
-            TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            }
+            TlsState::Verified { session, matched }
         } else {
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            }
+            TlsState::Trusted { session, matched }
         }
     }
 
@@ -240,49 +293,36 @@ impl TlsState {
     pub fn connection_line(&self, peer: &impl fmt::Display) -> String {
         match self {
             TlsState::None => format!("plaintext connection to {peer}"),
-            TlsState::Anonymous { protocol, cipher } | TlsState::Untrusted { protocol, cipher } => {
+            TlsState::Anonymous(s) | TlsState::Untrusted(s) => format!(
+                "{} TLS connection established to {peer}: {}",
+                self.label(),
+                s.phrase()
+            ),
+            TlsState::Trusted { session, matched } | TlsState::Verified { session, matched } => {
                 format!(
-                    "{} TLS connection established to {peer}: {protocol} with cipher {cipher}",
-                    self.label()
+                    "{} TLS connection established to {peer}: {}; matched {matched}",
+                    self.label(),
+                    session.phrase()
                 )
             }
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            }
-            | TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            } => format!(
-                "{} TLS connection established to {peer}: {protocol} with cipher {cipher}; matched {matched}",
-                self.label()
-            ),
         }
     }
 }
 
 impl fmt::Display for TlsState {
+    /// The summary line's `tls=` value: `none`, `untrusted TLSv1.3 X`,
+    /// `verified legacy TLSv1.2 ECDHE-RSA-AES256-SHA (DANE-EE 3 1 1 …)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsState::None => f.write_str("none"),
-            TlsState::Anonymous { protocol, cipher } => {
-                write!(f, "anonymous {protocol} {cipher}")
+            TlsState::Anonymous(s) => write!(f, "anonymous {}", s.words()),
+            TlsState::Untrusted(s) => write!(f, "untrusted {}", s.words()),
+            TlsState::Trusted { session, matched } => {
+                write!(f, "trusted {} ({matched})", session.words())
             }
-            TlsState::Untrusted { protocol, cipher } => {
-                write!(f, "untrusted {protocol} {cipher}")
+            TlsState::Verified { session, matched } => {
+                write!(f, "verified {} ({matched})", session.words())
             }
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "trusted {protocol} {cipher} ({matched})"),
-            TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "verified {protocol} {cipher} ({matched})"),
         }
     }
 }

@@ -58,6 +58,19 @@ pub enum Floor {
 }
 
 impl Floor {
+    /// The floor for a connection that requires TLS or not, from `[tls]`.
+    pub fn for_policy(required: bool, tls: &crate::config::Tls) -> Floor {
+        if required {
+            Floor::Mandatory {
+                min_version: tls.min_version,
+            }
+        } else {
+            Floor::Opportunistic {
+                min_version: tls.opportunistic_min_version,
+            }
+        }
+    }
+
     fn min_version(self) -> TlsVersion {
         match self {
             Floor::Mandatory { min_version } | Floor::Opportunistic { min_version } => min_version,

@@ -17,16 +17,20 @@
 //!   [`outbound::client`] (the SMTP client conversation),
 //!   [`outbound::stage`] (each state's timeout and description) and
 //!   [`outbound::failure`] (why an attempt failed, as a reply).
-//! - [`tls`]: every rustls type: client configuration, certificate
-//!   verifiers, TLSA record semantics.
+//! - [`tls`]: every rustls type: [`tls::config`] (the one client
+//!   configuration builder), the certificate verifiers
+//!   ([`tls::opportunistic`], [`tls::dane`], and [`tls::record`] for
+//!   `check`), [`tls::tlsa`] (TLSA record semantics), [`tls::stream`] (the
+//!   STARTTLS stream) and [`tls::state`] (how a connection was protected).
 //! - [`dns`]: the resolver trait and answers classified secure / insecure /
 //!   failed; [`dns::hickory`] is the only file that knows hickory.
 //! - [`policy`]: the pure policy decision (dane-rules §4).
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
 //! - [`state`]: the embedded database that survives restarts.
-//! - [`ops`]: operator commands (`check`, `resolve`, `tlsa generate |
-//!   verify | published`).
+//! - [`ops`]: operator commands ([`ops::check`], [`ops::resolve`],
+//!   [`ops::tlsa`]: `generate | verify | published`), sharing
+//!   [`ops::certs`] (certificate facts) and [`ops::dates`].
 #![forbid(unsafe_code)]
 
 pub mod cli;

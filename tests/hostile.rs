@@ -877,11 +877,13 @@ async fn one_megabyte_reply_line_defers_4_5_0_and_the_session_goes_on() {
     s.client.cmd("QUIT", BYE).await;
     s.ended().await;
     let log = dest.wait_closed(1).await;
+    // MAIL and RCPT went as one pipelined group (RFC 2920).
     assert_eq!(
         log[0],
         [
             "EHLO relay.example.net",
             "MAIL FROM:<sender@legacy.test>",
+            "RCPT TO:<rcpt@example.test>",
             "<closed>"
         ]
     );

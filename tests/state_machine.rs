@@ -64,8 +64,9 @@ enum Step {
     Noop,
     Quit,
     Garbage(String),
-    /// MAIL/RCPT/RSET/NOOP written at once (RFC 2920).
-    Group(Vec<Step>),
+    /// MAIL/RCPT/RSET/NOOP written at once (RFC 2920), DATA last when
+    /// given (with the content that follows a 354).
+    Group(Vec<Step>, Option<Vec<String>>),
     Eof,
 }
 
@@ -106,7 +107,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Noop),
         1 => Just(Step::Quit),
         1 => "[A-Z]{1,6}( [a-z:<>@.]{0,20})?".prop_map(Step::Garbage),
-        3 => prop::collection::vec(simple(), 2..6).prop_map(Step::Group),
+        3 => (prop::collection::vec(simple(), 2..6), prop::option::of(lines()))
+            .prop_map(|(steps, data)| Step::Group(steps, data)),
         1 => Just(Step::Eof),
     ]
 }
@@ -235,15 +237,22 @@ impl Client {
                 let body = vec![b'x'; MAX_SIZE as usize + 10];
                 self.bdat(&body, body.len() as u64, *last).await
             }
-            Step::Group(steps) => {
-                let bytes: String = steps.iter().map(Self::line).collect();
-                let Some(replies) = self.exchange(bytes.as_bytes(), steps.len()).await else {
+            Step::Group(steps, data) => {
+                let mut bytes: String = steps.iter().map(Self::line).collect();
+                let n = steps.len() + usize::from(data.is_some());
+                if data.is_some() {
+                    bytes.push_str("DATA\r\n");
+                }
+                let Some(replies) = self.exchange(bytes.as_bytes(), n).await else {
                     return false;
                 };
                 for (s, r) in steps.iter().zip(&replies) {
                     self.note(s, r);
                 }
-                true
+                match data {
+                    Some(lines) => self.content(&replies[n - 1], lines, true).await,
+                    None => true,
+                }
             }
             Step::Eof => false,
             other => {
@@ -266,13 +275,20 @@ impl Client {
     }
 
     async fn data(&mut self, lines: &[String], end: bool) -> bool {
-        self.chunks.clear();
         let Some(r) = self.exchange(b"DATA\r\n", 1).await else {
             return false;
         };
-        if !r[0].starts_with("354") {
+        self.content(&r[0], lines, end).await
+    }
+
+    /// After the reply to DATA: the content when it is 354.
+    async fn content(&mut self, reply: &str, lines: &[String], end: bool) -> bool {
+        if !reply.starts_with("354") {
+            // A refused DATA leaves the transaction (and BDAT content
+            // already sent) as it was.
             return true;
         }
+        self.chunks.clear();
         self.c.send(stuffed(lines)).await;
         if !end {
             return false;

@@ -1,4 +1,4 @@
-//! `danegate tlsa generate` and `tlsa verify` (src/ops/tlsa.rs).
+//! `danegate tlsa generate` and `tlsa verify` (src/ops/tlsa/).
 //!
 //! `generate` is checked against the OpenSSL command line, the yardstick
 //! operators use (`openssl x509 -pubkey -noout | openssl pkey -pubin

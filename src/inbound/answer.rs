@@ -75,6 +75,8 @@ pub enum Answer<'a> {
     },
     Violation(DataViolation),
     ChunkAfterFailure,
+    /// Something that cannot happen did: the client is told to try again.
+    LocalError,
     Failed(&'a Failure),
 }
 
@@ -140,6 +142,7 @@ impl Answer<'_> {
             ),
             Violation(v) => r(550, (5, 5, 2), format!("Message refused: {v}")),
             ChunkAfterFailure => r(503, (5, 5, 1), CHUNK_AFTER_FAILURE),
+            LocalError => r(451, (4, 3, 0), "Local error in processing; try again later"),
             Failed(f) => f.reply(),
         }
     }

@@ -4,7 +4,11 @@
 //! Replies are queued and written when the session is about to wait for
 //! more input, so a pipelining client gets its replies in batches (RFC
 //! 2920) and a non-pipelining one gets each reply before it sends again.
+//! A reply that is not known yet (the destination has still to answer a
+//! pipelined command) holds a [`Slot`]: replies queued after it wait until
+//! it is filled, so they always go out in the order of the commands.
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -37,6 +41,10 @@ pub enum Framed {
     TooLong,
 }
 
+/// The place of a reply that is not known yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u64);
+
 pub struct Connection<S> {
     io: S,
     rbuf: BytesMut,
@@ -45,12 +53,62 @@ pub struct Connection<S> {
     written: usize,
     /// Discarding the rest of an overlong line.
     discarding: bool,
+    /// Replies behind a slot not filled yet (`None`), in command order.
+    held: VecDeque<Option<Vec<u8>>>,
+    /// The number of the slot at the front of `held`.
+    held_base: u64,
 }
 
 impl<S> Connection<S> {
-    /// Queues a reply; it is written by the next [`flush`](Self::flush).
+    /// Queues a reply; it is written by the next [`flush`](Self::flush),
+    /// once every slot before it is filled.
     pub fn queue(&mut self, reply: &Reply) {
-        reply.write_to(&mut self.wbuf);
+        if self.held.is_empty() {
+            reply.write_to(&mut self.wbuf);
+        } else {
+            self.held.push_back(Some(reply.to_wire()));
+        }
+    }
+
+    /// Keeps the place of a reply to be given later with
+    /// [`answer_slot`](Self::answer_slot).
+    pub fn reserve(&mut self) -> Slot {
+        self.held.push_back(None);
+        Slot(self.held_base + self.held.len() as u64 - 1)
+    }
+
+    /// Fills a slot; it and the replies behind it go out once nothing
+    /// before them is missing.
+    pub fn answer_slot(&mut self, slot: Slot, reply: &Reply) {
+        let Some(i) = slot.0.checked_sub(self.held_base) else {
+            return;
+        };
+        if let Some(place) = self.held.get_mut(i as usize) {
+            *place = Some(reply.to_wire());
+        }
+        while let Some(Some(_)) = self.held.front() {
+            if let Some(Some(bytes)) = self.held.pop_front() {
+                self.wbuf.extend_from_slice(&bytes);
+            }
+            self.held_base += 1;
+        }
+    }
+
+    /// Whether a reply is still unknown.
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Whether a whole command line (or the end of an overlong one) is
+    /// already buffered: reading it will not wait for the client.
+    pub fn has_line(&self) -> bool {
+        if self.discarding {
+            return self.rbuf.contains(&b'\n');
+        }
+        !matches!(
+            find_line(&self.rbuf, MAX_COMMAND_LINE),
+            Err(LineError::Incomplete)
+        )
     }
 
     /// Bytes received and not yet consumed.
@@ -72,6 +130,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             wbuf: Vec::with_capacity(512),
             written: 0,
             discarding: false,
+            held: VecDeque::new(),
+            held_base: 0,
         }
     }
 

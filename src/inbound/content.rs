@@ -16,9 +16,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::connection::{Connection, InputError};
-use crate::outbound::client::OutboundError;
+use crate::outbound::client::{Client, OutboundError};
+use crate::outbound::stage::Verdict;
 use crate::outbound::transaction::{Chunks, Content, Finished};
 use crate::smtp::data::{DataDecoder, DataViolation, DotStuffer};
+use crate::smtp::reply::Reply;
+
+/// Content is sent as a BDAT chunk once this much has gathered.
+const CHUNK: usize = 64 * 1024;
+/// Most chunk replies left unread before one is waited for: bounds what
+/// the destination must buffer while we write.
+const MAX_OWED: usize = 16;
 
 /// How relaying a DATA stream ended.
 pub(super) enum DataEnd {
@@ -31,6 +39,9 @@ pub(super) enum DataEnd {
     TooBig,
     /// The destination failed while content was flowing (or at its end).
     Failed(OutboundError),
+    /// The destination refused a BDAT chunk of content relayed as BDAT;
+    /// the conversation, when RSET gave it back.
+    Refused(Reply, Option<Box<Client<TcpStream>>>),
     /// The client stopped sending before its end of data.
     ClientGone(InputError),
 }
@@ -76,6 +87,86 @@ pub(super) async fn relay_data<S: AsyncRead + AsyncWrite + Unpin>(
         match dest.finish(b".\r\n").await {
             Ok(f) => DataEnd::Finished(Box::new(f)),
             Err(e) => DataEnd::Failed(e),
+        }
+    }
+}
+
+/// Relays the content of a DATA stream (after our own 354) as BDAT
+/// chunks, stuffing dots removed, pipelined; BDAT LAST goes only after the
+/// client's CRLF.CRLF. The destination's replies to the chunks are taken
+/// as they come; after a refused one nothing more is sent.
+pub(super) async fn relay_data_as_bdat<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    mut dest: Chunks<TcpStream>,
+    max: u64,
+    idle: Duration,
+) -> DataEnd {
+    let mut decoder = DataDecoder::unstuffing();
+    let mut out = BytesMut::with_capacity(CHUNK + 16 * 1024);
+    let mut failure: Option<OutboundError> = None;
+    let mut refused: Option<Reply> = None;
+    loop {
+        let progress = decoder.feed(conn.buffered(), &mut out);
+        conn.consume(progress.consumed);
+        let stop = decoder.violation().is_some() || decoder.content_len() > max;
+        let healthy = failure.is_none() && refused.is_none() && !stop;
+        if healthy && out.len() >= CHUNK {
+            match send_chunk(&mut dest, &out).await {
+                Ok(r) => refused = r,
+                Err(e) => failure = Some(e),
+            }
+            out.clear();
+        } else if !healthy {
+            out.clear();
+        }
+        if progress.done {
+            break;
+        }
+        if let Err(e) = conn.fill(idle).await {
+            return DataEnd::ClientGone(e);
+        }
+    }
+    if let Some(v) = decoder.violation() {
+        return DataEnd::Violation(v);
+    }
+    if decoder.content_len() > max {
+        return DataEnd::TooBig;
+    }
+    if let Some(e) = failure {
+        return DataEnd::Failed(e);
+    }
+    if let Some(reply) = refused {
+        return DataEnd::Refused(reply, dest.rset().await.ok().map(Box::new));
+    }
+    dest.begin(out.len() as u64, true);
+    if let Err(e) = dest.send(&out).await {
+        return DataEnd::Failed(e);
+    }
+    match dest.finish_all().await {
+        Ok(f) => DataEnd::Finished(Box::new(f)),
+        Err(e) => DataEnd::Failed(e),
+    }
+}
+
+/// Writes one chunk that is not the last, then takes the replies that have
+/// arrived (waiting for one only when too many are unread). The first
+/// refusal among them, if any.
+async fn send_chunk(
+    dest: &mut Chunks<TcpStream>,
+    bytes: &[u8],
+) -> Result<Option<Reply>, OutboundError> {
+    dest.begin(bytes.len() as u64, false);
+    dest.send(bytes).await?;
+    loop {
+        let answered = if dest.owed() > MAX_OWED {
+            Some(dest.next_reply().await?)
+        } else {
+            dest.reply_if_ready().await?
+        };
+        match answered {
+            None => return Ok(None),
+            Some(a) if a.verdict == Verdict::Positive => {}
+            Some(a) => return Ok(Some(a.reply)),
         }
     }
 }

@@ -178,6 +178,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.answer(Answer::ShuttingDown);
                 break;
             }
+            if !self.conn.has_line() {
+                // About to wait for the client, who may be waiting for
+                // replies to commands we pipelined: give them first.
+                self.settle().await;
+            }
             let idle = Stage::InboundCommand.timeout(&self.ctx.timeouts);
             let framed = if self.txn.is_none() {
                 let mut shutdown = self.shutdown.clone();
@@ -216,6 +221,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         self.finish().await
+    }
+
+    /// Reads the replies the destination owes for pipelined commands.
+    async fn settle(&mut self) {
+        if let Some(mut txn) = self.txn.take() {
+            txn.settle(&mut self.env()).await;
+            self.txn = Some(txn);
+        }
     }
 
     /// The client is gone (or being sent away) mid-transaction.

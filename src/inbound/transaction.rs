@@ -18,17 +18,25 @@
 //! what follows ([`Next`]). Every command is answered from the state it
 //! arrives in (cut-through.md, invariant 5); replies are chosen in
 //! `answer` and `failure`, never here.
+//!
+//! Pipelining (RFC 2920): with a destination that offers PIPELINING,
+//! MAIL FROM and each RCPT TO are written without waiting; the client's
+//! reply to each RCPT keeps its place ([`Slot`]) until the destination's
+//! reply arrives. [`Transaction::settle`] reads the owed replies in order;
+//! it runs before the session waits for the client, and before anything
+//! that depends on them (DATA, BDAT, RSET).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::answer::Answer;
+use super::connection::Slot;
 use super::session::Env;
 use super::summary::{self, Outcome};
-use crate::outbound::client::{refusal, Client, Peer};
-use crate::outbound::connect;
+use crate::outbound::client::{Client, Peer};
 use crate::outbound::failure::Failure;
 use crate::outbound::stage::{Stage, Verdict};
 use crate::outbound::transaction::{Chunks, Content, Envelope, Finished};
@@ -36,6 +44,7 @@ use crate::smtp::command::{ForwardPath, MailParams, Mailbox, RcptParams, Reverse
 use crate::smtp::data::DotStuffer;
 
 mod body;
+mod envelope;
 
 /// What follows a command of the transaction.
 pub(super) enum Next {
@@ -73,6 +82,21 @@ enum State {
     RefusingChunks,
 }
 
+/// A command written to the destination whose reply is still to be read.
+enum Owed {
+    /// MAIL FROM: answered to the client at once; the destination's
+    /// verdict decides what the recipients behind it get.
+    Mail,
+    /// RCPT TO: the client's reply waits in `slot`.
+    Rcpt {
+        slot: Slot,
+        to: ForwardPath,
+        params: RcptParams,
+    },
+    /// A BDAT chunk relayed as BDAT, not the last.
+    Chunk { slot: Slot },
+}
+
 pub(super) struct Transaction {
     from: ReversePath,
     params: MailParams,
@@ -86,6 +110,11 @@ pub(super) struct Transaction {
     size: u64,
     /// Where the transaction went, for the summary lines.
     relay: Option<(Peer, String)>,
+    /// Replies owed by the destination, in the order of its commands.
+    owed: VecDeque<Owed>,
+    /// The conversation came from the session or the cache: if it fails
+    /// at MAIL FROM, a new one is worth one try.
+    reused: bool,
     state: State,
 }
 
@@ -100,6 +129,8 @@ impl Transaction {
             accepted: Vec::new(),
             size: 0,
             relay: None,
+            owed: VecDeque::new(),
+            reused: false,
             state: State::AwaitingRcpt,
         }
     }
@@ -112,7 +143,7 @@ impl Transaction {
         )
     }
 
-    /// RCPT TO: checked here, then asked of the destination.
+    /// RCPT TO: checked here, then relayed to the destination.
     pub async fn rcpt<S>(
         mut self,
         env: &mut Env<'_, S>,
@@ -143,25 +174,18 @@ impl Transaction {
             return Next::keep(self);
         }
         self.rcpt_count += 1;
-        let outcome = match std::mem::replace(&mut self.state, State::AwaitingRcpt) {
+        match std::mem::replace(&mut self.state, State::AwaitingRcpt) {
             State::Failed(f) => {
                 let o = Outcome::failed(&f);
+                env.conn.queue(&o.reply);
+                self.log(env, &mailbox.to_string(), &o);
                 self.state = State::Failed(f);
-                Err(o)
             }
-            State::AwaitingRcpt => self.first_rcpt(env, &to, &params).await,
-            State::Enveloped(e) => self.more_rcpt(env, e, &to, &params).await,
+            State::AwaitingRcpt => self.first_rcpt(env, to, params).await,
+            State::Enveloped(e) => self.relay_rcpt(env, e, to, params).await,
             body @ (State::InBdat(_) | State::Converting(..) | State::RefusingChunks) => {
                 // Answered above; kept for the match to be whole.
                 self.state = body;
-                return Next::keep(self);
-            }
-        };
-        match outcome {
-            Ok(o) => env.conn.queue(&o.reply),
-            Err(o) => {
-                env.conn.queue(&o.reply);
-                self.log(env, &mailbox.to_string(), &o);
             }
         }
         Next::keep(self)
@@ -190,141 +214,8 @@ impl Transaction {
         }
     }
 
-    /// The first recipient: a conversation with the destination (reused or
-    /// new), MAIL FROM, then this RCPT.
-    async fn first_rcpt<S>(
-        &mut self,
-        env: &mut Env<'_, S>,
-        to: &ForwardPath,
-        params: &RcptParams,
-    ) -> Result<Outcome, Outcome>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let domain = self.domain.clone().unwrap_or_default();
-        let envelope = match self.open_envelope(env, &domain).await {
-            Ok(e) => e,
-            Err(f) => {
-                let o = Outcome::failed(&f);
-                self.state = State::Failed(f);
-                return Err(o);
-            }
-        };
-        self.more_rcpt(env, envelope, to, params).await
-    }
-
-    /// Sends one more recipient and answers with the destination's reply.
-    async fn more_rcpt<S>(
-        &mut self,
-        env: &mut Env<'_, S>,
-        mut e: Envelope<TcpStream>,
-        to: &ForwardPath,
-        params: &RcptParams,
-    ) -> Result<Outcome, Outcome> {
-        e.rcpt(to, params);
-        match e.next_reply().await {
-            Ok(a) if a.verdict == Verdict::Positive => {
-                self.accepted.push(path_text(to));
-                self.state = State::Enveloped(e);
-                Ok(Outcome::relayed(Stage::Rcpt, a.reply))
-            }
-            Ok(a) => {
-                let f = Failure::remote(e.peer(), Stage::Rcpt, a.reply.clone());
-                if a.reply.code == 421 {
-                    // The destination is closing the connection: the
-                    // transaction cannot go on there.
-                    self.state = State::Failed(f.clone());
-                    env.spawn_quit(e);
-                } else {
-                    self.state = State::Enveloped(e);
-                }
-                Err(Outcome::failed(&f))
-            }
-            Err(err) => {
-                let f = Failure::Outbound(err);
-                self.state = State::Failed(f.clone());
-                Err(Outcome::failed(&f))
-            }
-        }
-    }
-
-    /// A conversation for `domain` with MAIL FROM accepted: the session's
-    /// own idle one or a cached one when it is still quiet, else a new
-    /// one. A reused conversation the server closed while idle is replaced
-    /// once by a new one.
-    async fn open_envelope<S>(
-        &mut self,
-        env: &mut Env<'_, S>,
-        domain: &str,
-    ) -> Result<Envelope<TcpStream>, Failure> {
-        let mut reused = env.reuse(domain).await;
-        loop {
-            let client = match reused.take() {
-                Some(c) => (c, true),
-                None => match connect::connect(env.ctx, env.id, domain).await {
-                    Ok(d) => (d.client, false),
-                    Err(f) => {
-                        if let Failure::Outbound(e) = &f {
-                            // The summary line names the host that failed.
-                            self.relay = Some((e.peer().clone(), "none".to_owned()));
-                        }
-                        return Err(f);
-                    }
-                },
-            };
-            let (client, was_reused) = client;
-            self.relay = Some((client.peer().clone(), client.tls_state().to_string()));
-            if let Some(mismatch) = refusal(&self.params, client.capabilities()) {
-                let peer = client.peer().clone();
-                env.keep_idle(domain, client);
-                return Err(Failure::Mismatch { peer, mismatch });
-            }
-            match self.mail(client).await {
-                Ok(e) => return Ok(e),
-                Err(refused) => {
-                    if let Some(client) = refused.back {
-                        env.keep_idle(domain, client);
-                    }
-                    if !(refused.retry && was_reused) {
-                        return Err(refused.failure);
-                    }
-                    tracing::debug!(
-                        session = env.id,
-                        "reused connection failed ({}); connecting anew",
-                        refused.failure
-                    );
-                }
-            }
-        }
-    }
-
-    /// MAIL FROM at the destination.
-    async fn mail(&self, client: Client<TcpStream>) -> Result<Envelope<TcpStream>, MailRefused> {
-        let mut e = client.start(&self.from, &self.params);
-        match e.next_reply().await {
-            Ok(a) if a.verdict == Verdict::Positive => Ok(e),
-            Ok(a) => {
-                let retry = a.reply.code == 421;
-                let failure = Failure::remote(e.peer(), Stage::Mail, a.reply);
-                // A refused MAIL FROM leaves no transaction open; RSET
-                // makes sure before the conversation is used again. A
-                // server that is closing (421) is not asked anything.
-                let back = if retry { None } else { e.rset().await.ok() };
-                Err(MailRefused {
-                    failure,
-                    retry,
-                    back,
-                })
-            }
-            Err(err) => Err(MailRefused {
-                failure: Failure::Outbound(err),
-                retry: true,
-                back: None,
-            }),
-        }
-    }
-
-    /// DATA: the destination's 354, the content, the final reply.
+    /// DATA: the destination's 354 (or ours, when the content goes as
+    /// BDAT), the content, the final reply.
     pub async fn data<S>(self, env: &mut Env<'_, S>) -> Next
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -334,11 +225,6 @@ impl Transaction {
                 hint: "DATA after BDAT",
             });
             return Next::keep(self);
-        }
-        if self.accepted.is_empty() {
-            env.answer(Answer::NoValidRecipients);
-            self.reset(env).await;
-            return Next::Ended;
         }
         body::data(self, env).await
     }
@@ -351,10 +237,15 @@ impl Transaction {
         body::bdat(self, env, size, last).await
     }
 
-    /// RSET, EHLO, HELO or QUIT: the destination's transaction ends first
-    /// (RSET there where the protocol allows it, else the connection is
-    /// dropped without an end of data).
-    pub async fn reset<S>(self, env: &mut Env<'_, S>) {
+    /// RSET, EHLO, HELO or QUIT: the replies still owed are given first,
+    /// then the destination's transaction ends (RSET there where the
+    /// protocol allows it, else the connection is dropped without an end
+    /// of data).
+    pub async fn reset<S>(mut self, env: &mut Env<'_, S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.settle(env).await;
         let domain = self.domain.unwrap_or_default();
         let back = match self.state {
             State::Enveloped(e) => e.rset().await.ok(),
@@ -401,16 +292,10 @@ impl Transaction {
     }
 
     /// The end of a message at the destination, as the client hears it.
-    fn finished<S>(
-        self,
-        env: &mut Env<'_, S>,
-        f: Finished<TcpStream>,
-        stage: Stage,
-        peer: Peer,
-    ) -> Next {
+    fn finished<S>(self, env: &mut Env<'_, S>, f: Finished<TcpStream>, peer: Peer) -> Next {
         let outcome = match f.verdict {
-            Verdict::Positive => Outcome::relayed(stage, f.reply),
-            _ => Outcome::failed(&Failure::remote(&peer, stage, f.reply)),
+            Verdict::Positive => Outcome::relayed(f.stage, f.reply),
+            _ => Outcome::failed(&Failure::remote(&peer, f.stage, f.reply)),
         };
         self.end(env, outcome, f.client)
     }
@@ -430,16 +315,6 @@ impl Transaction {
         };
         summary::recipient(env.who(), &facts, rcpt, outcome);
     }
-}
-
-/// A MAIL FROM the destination refused.
-struct MailRefused {
-    failure: Failure,
-    /// The server may have closed a reused connection: one new connection
-    /// is worth a try.
-    retry: bool,
-    /// The conversation, when it is still good for another transaction.
-    back: Option<Client<TcpStream>>,
 }
 
 /// The destination domain of a recipient: lowercase, no trailing dot.

@@ -9,7 +9,7 @@ use tracing::error;
 use crate::config::Config;
 use crate::dns::Probe;
 use crate::outbound::failure::Failure;
-use crate::outbound::plan::{Plan, PlanError, Planner, Source};
+use crate::outbound::plan::{Plan, PlanError, Planner, Skipped, Source};
 use crate::policy::{Requirement, TlsaStatus};
 use crate::tls::tlsa;
 
@@ -40,22 +40,7 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
         let ok = plan.is_ok();
         let level = config.policy.level_for(&domain).to_string();
         let report = PlanReport::new(&domain, level, dnssec, plan);
-        if json {
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => {
-                    error!("cannot write JSON: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            print!("{}", report.text());
-        }
-        if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
+        super::print_report(&report, json, PlanReport::text, ok)
     })
 }
 
@@ -112,7 +97,18 @@ pub struct SkippedReport {
     pub reason: String,
 }
 
-fn source(s: Source) -> &'static str {
+impl SkippedReport {
+    /// An MX host left out of the plan, and why.
+    pub fn of(skipped: &Skipped) -> SkippedReport {
+        SkippedReport {
+            name: skipped.name.clone(),
+            reason: skipped.to_string(),
+        }
+    }
+}
+
+/// How the next hops were found, as the reports write it.
+pub fn source(s: Source) -> &'static str {
     match s {
         Source::Route => "route",
         Source::Mx => "mx",
@@ -121,7 +117,8 @@ fn source(s: Source) -> &'static str {
     }
 }
 
-fn status(s: TlsaStatus) -> &'static str {
+/// A host's TLSA status, as the reports write it.
+pub fn tlsa_status(s: TlsaStatus) -> &'static str {
     match s {
         TlsaStatus::NotLooked => "not-looked-up",
         TlsaStatus::NoSecureTlsa => "none-secure",
@@ -130,6 +127,7 @@ fn status(s: TlsaStatus) -> &'static str {
     }
 }
 
+/// A host's requirement, as the reports write it.
 pub fn requirement(r: Requirement) -> String {
     match r {
         Requirement::Opportunistic => "opportunistic TLS".into(),
@@ -159,13 +157,7 @@ impl PlanReport {
             Ok(p) => p,
             Err(e) => {
                 if let PlanError::NoHost { problems, .. } = &e {
-                    report.skipped = problems
-                        .iter()
-                        .map(|p| SkippedReport {
-                            name: p.name.clone(),
-                            reason: p.to_string(),
-                        })
-                        .collect();
+                    report.skipped = problems.iter().map(SkippedReport::of).collect();
                 }
                 report.error = Some(Failure::Plan(e).reply().to_string());
                 return report;
@@ -175,14 +167,7 @@ impl PlanReport {
             source: source(plan.source),
             security: plan.mx_security.to_string(),
         });
-        report.skipped = plan
-            .skipped
-            .iter()
-            .map(|p| SkippedReport {
-                name: p.name.clone(),
-                reason: p.to_string(),
-            })
-            .collect();
+        report.skipped = plan.skipped.iter().map(SkippedReport::of).collect();
         report.hosts = plan
             .hosts
             .iter()
@@ -196,7 +181,7 @@ impl PlanReport {
                     target: a.name.clone(),
                     secure: a.secure,
                 }),
-                tlsa_status: status(h.tlsa),
+                tlsa_status: tlsa_status(h.tlsa),
                 tlsa_base: h.tlsa_base.clone(),
                 tlsa: h
                     .tlsa_records

@@ -34,6 +34,8 @@ use crate::tls::TlsState;
 /// The destination's final word on a message, and the conversation when
 /// it may carry another transaction.
 pub struct Finished<S> {
+    /// The stage the reply answers (a refused chunk's, when one was).
+    pub stage: Stage,
     pub verdict: Verdict,
     pub reply: Reply,
     /// `None` when the server said more than its reply, or closed: such a
@@ -91,10 +93,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Envelope<S> {
         self.client.tls_state()
     }
 
+    /// The server takes pipelined commands (RFC 2920).
+    pub fn pipelining(&self) -> bool {
+        self.client.caps.pipelining
+    }
+
+    /// The server takes BDAT (RFC 3030).
+    pub fn chunking(&self) -> bool {
+        self.client.caps.chunking
+    }
+
     /// Queues RCPT TO.
     pub fn rcpt(&mut self, to: &ForwardPath, params: &RcptParams) {
         let line = rcpt_line(to, params, &self.client.caps);
         self.client.wire.queue(line.as_bytes(), Stage::Rcpt);
+    }
+
+    /// Whether DATA is queued (its reply still to be read).
+    pub fn data_queued(&self) -> bool {
+        self.data_queued
     }
 
     /// Queues DATA, the last command of the envelope.
@@ -214,8 +231,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Content<S> {
         // message content"); its reply is the final one.
         self.client.wire.write_now(tail, Stage::DataBlock).await?;
         self.client.wire.queue(b"", Stage::DataDone);
-        let (_, verdict, reply) = self.client.wire.reply().await?;
+        let (stage, verdict, reply) = self.client.wire.reply().await?;
         Ok(Finished {
+            stage,
             verdict,
             reply,
             client: self.client.settled().await,
@@ -255,6 +273,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Chunks<S> {
         self.client.wire.owed()
     }
 
+    /// Whether the server takes the chunks pipelined (RFC 2920 with RFC
+    /// 3030): without PIPELINING each chunk waits for its reply.
+    pub fn pipelining(&self) -> bool {
+        self.client.caps.pipelining
+    }
+
+    /// The reply to the oldest chunk if it has arrived (no waiting).
+    pub async fn reply_if_ready(&mut self) -> Result<Option<Answered>, OutboundError> {
+        Ok(self
+            .client
+            .wire
+            .reply_if_ready()
+            .await?
+            .map(|(stage, verdict, reply)| Answered {
+                stage,
+                verdict,
+                reply,
+            }))
+    }
+
     /// The reply to the oldest chunk (or envelope command) still owed one.
     pub async fn next_reply(&mut self) -> Result<Answered, OutboundError> {
         let (stage, verdict, reply) = self.client.wire.reply().await?;
@@ -279,6 +317,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Chunks<S> {
         }
         let a = self.next_reply().await?;
         Ok(Finished {
+            stage: a.stage,
+            verdict: a.verdict,
+            reply: a.reply,
+            client: self.client.settled().await,
+        })
+    }
+
+    /// After BDAT LAST: reads every reply still owed. The first refused
+    /// chunk, if any, is the destination's word on the message; otherwise
+    /// the reply to LAST is.
+    pub async fn finish_all(mut self) -> Result<Finished<S>, OutboundError> {
+        let mut refused: Option<Answered> = None;
+        while self.owed() > 1 {
+            let a = self.next_reply().await?;
+            if a.verdict != Verdict::Positive && refused.is_none() {
+                refused = Some(a);
+            }
+        }
+        let last = self.next_reply().await?;
+        let a = refused.unwrap_or(last);
+        Ok(Finished {
+            stage: a.stage,
             verdict: a.verdict,
             reply: a.reply,
             client: self.client.settled().await,
@@ -297,7 +357,19 @@ async fn rset<S: AsyncRead + AsyncWrite + Unpin + Send>(
     mut client: Client<S>,
 ) -> Result<Client<S>, OutboundError> {
     while client.wire.owed() > 0 {
-        client.wire.reply().await?;
+        let (stage, verdict, _) = client.wire.reply().await?;
+        if stage == Stage::DataInit && verdict == Verdict::Positive {
+            // A 354 to a pipelined DATA nobody wants any more: RSET now
+            // would be message content, and only an end of data can leave
+            // a DATA stream. The connection is dropped instead.
+            return Err(OutboundError::Protocol {
+                peer: client.wire.peer.clone(),
+                stage: Stage::DataInit,
+                cause: ReplyError::Malformed {
+                    reason: "the server accepted DATA that could not be sent",
+                },
+            });
+        }
     }
     let (verdict, reply) = client.wire.command(b"RSET\r\n", Stage::Rset).await?;
     if verdict != Verdict::Positive {

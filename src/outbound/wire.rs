@@ -113,16 +113,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// the verdict on it. Anything queued is written first. A reply the
     /// stage can never get is an error: the conversation is broken.
     pub(crate) async fn reply(&mut self) -> Result<(Stage, Verdict, Reply), OutboundError> {
+        let stage = self.owed_stage()?;
+        self.flush(stage).await?;
+        let reply = self.read_reply(stage).await?;
+        self.judged(stage, reply)
+    }
+
+    /// The reply to the oldest command still owed one if it has arrived
+    /// already (the socket is polled once, never waited for). Lets a long
+    /// pipelined stream (BDAT chunks) take its replies as they come, so
+    /// that neither side blocks writing while the other does too.
+    pub(crate) async fn reply_if_ready(
+        &mut self,
+    ) -> Result<Option<(Stage, Verdict, Reply)>, OutboundError> {
         let Some(&stage) = self.pending.front() else {
-            return Err(self.protocol(
+            return Ok(None);
+        };
+        loop {
+            match parse_reply(&self.rbuf) {
+                Ok((reply, used)) => {
+                    self.rbuf.advance(used);
+                    return self.judged(stage, reply).map(Some);
+                }
+                Err(ReplyError::Incomplete) => {}
+                Err(cause) => return Err(self.protocol(stage, cause)),
+            }
+            self.rbuf.reserve(READ_CHUNK);
+            match timeout(Duration::ZERO, self.io.read_buf(&mut self.rbuf)).await {
+                Err(_) => return Ok(None),
+                Ok(Ok(0)) => return Err(self.lost(stage, "connection closed by server".into())),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(self.lost(stage, e.to_string())),
+            }
+        }
+    }
+
+    fn owed_stage(&self) -> Result<Stage, OutboundError> {
+        self.pending.front().copied().ok_or_else(|| {
+            self.protocol(
                 Stage::Quit,
                 ReplyError::Malformed {
                     reason: "a reply was awaited where no command was sent",
                 },
-            ));
-        };
-        self.flush(stage).await?;
-        let reply = self.read_reply(stage).await?;
+            )
+        })
+    }
+
+    /// Takes `reply` as the answer to the oldest owed command.
+    fn judged(
+        &mut self,
+        stage: Stage,
+        reply: Reply,
+    ) -> Result<(Stage, Verdict, Reply), OutboundError> {
         self.pending.pop_front();
         match stage.judge(&reply) {
             Verdict::Unexpected => Err(OutboundError::Unexpected {

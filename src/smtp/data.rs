@@ -44,6 +44,10 @@ pub struct DataDecoder {
     state: DecodeState,
     violation: Option<DataViolation>,
     content_len: u64,
+    /// Drop stuffing dots from the output (RFC 5321 §4.5.2), for content
+    /// that goes on as BDAT chunks; otherwise they are forwarded for a
+    /// destination that reads DATA too.
+    unstuff: bool,
 }
 
 /// Where the decoder stands in the line structure. The held-back bytes are
@@ -77,6 +81,16 @@ impl DataDecoder {
             state: DecodeState::LineStart,
             violation: None,
             content_len: 0,
+            unstuff: false,
+        }
+    }
+
+    /// A decoder whose output is the content itself, stuffing dots
+    /// removed: what a BDAT chunk carries.
+    pub fn unstuffing() -> Self {
+        DataDecoder {
+            unstuff: true,
+            ..DataDecoder::new()
         }
     }
 
@@ -121,7 +135,7 @@ impl DataDecoder {
                     // Not the terminator: the dot was stuffing. It is
                     // forwarded as received (the destination unstuffs it)
                     // but is not content.
-                    self.emit(b".", out);
+                    self.stuffing_dot(out);
                     self.state = Mid;
                     continue; // b is the line's next byte: read it in Mid
                 }
@@ -133,7 +147,7 @@ impl DataDecoder {
                 Cr | DotCr => {
                     if self.state == DotCr {
                         // ".\r" then not LF: the dot was stuffing.
-                        self.emit(b".", out);
+                        self.stuffing_dot(out);
                     }
                     if !self.settle_cr(b, out) {
                         continue; // b is an ordinary byte: read it in Mid
@@ -166,6 +180,12 @@ impl DataDecoder {
         } else {
             self.state = DecodeState::Mid;
             false
+        }
+    }
+
+    fn stuffing_dot(&self, out: &mut BytesMut) {
+        if !self.unstuff {
+            self.emit(b".", out);
         }
     }
 
@@ -321,7 +341,10 @@ mod tests {
     /// Feeds `input` in pieces of the given sizes (the rest in one last
     /// piece), stopping once done, as the session does.
     fn decode_chunked(input: &[u8], chunks: &[usize]) -> Outcome {
-        let mut dec = DataDecoder::new();
+        decode_with(DataDecoder::new(), input, chunks)
+    }
+
+    fn decode_with(mut dec: DataDecoder, input: &[u8], chunks: &[usize]) -> Outcome {
         let mut out = BytesMut::new();
         let mut consumed = 0;
         let mut done = false;
@@ -496,6 +519,40 @@ mod tests {
                 outcome(b"a", 2, false, None, 1),
             ),
         ]
+    }
+
+    /// The stuffed form with one leading dot taken off every line: what
+    /// the unstuffing decoder must output (RFC 5321 §4.5.2).
+    fn unstuffed(stuffed: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut line_start = true;
+        for (i, &b) in stuffed.iter().enumerate() {
+            if !(line_start && b == b'.') {
+                out.push(b);
+            }
+            line_start = b == b'\n' && i > 0 && stuffed[i - 1] == b'\r';
+        }
+        out
+    }
+
+    #[test]
+    fn unstuffing_decoder_outputs_the_content_in_every_split() {
+        for (name, input, want) in cases() {
+            for split in 0..=input.len() {
+                let got = decode_with(DataDecoder::unstuffing(), input, &[split]);
+                assert_eq!(got.out, unstuffed(&want.out), "{name} split at {split}");
+                assert_eq!(
+                    (got.consumed, got.done, got.violation, got.content_len),
+                    (want.consumed, want.done, want.violation, want.content_len),
+                    "{name} split at {split}"
+                );
+                if want.violation.is_none() && want.done {
+                    assert_eq!(got.out.len() as u64, got.content_len, "{name}");
+                }
+            }
+        }
+        let got = decode_with(DataDecoder::unstuffing(), b"..\r\n.a\r\n...\r\n.\r\n", &[]);
+        assert_eq!(got.out, b".\r\na\r\n..\r\n");
     }
 
     #[test]

@@ -49,7 +49,6 @@ use rustls::pki_types::{
     CertificateDer, Der, DnsName, ServerName, SignatureVerificationAlgorithm, TrustAnchor, UnixTime,
 };
 use rustls::{CertificateError, OtherError};
-use sha2::{Digest, Sha256, Sha512};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::dns::Tlsa;
@@ -339,17 +338,7 @@ impl<'a> Presented<'a> {
     }
 
     fn matches(&self, record: &Tlsa) -> bool {
-        let selected = match (record.selector, self.spki) {
-            (0, _) => self.der,
-            (1, Some(spki)) => spki,
-            _ => return false,
-        };
-        match record.mtype {
-            0 => selected == record.data.as_slice(),
-            1 => Sha256::digest(selected).as_slice() == record.data.as_slice(),
-            2 => Sha512::digest(selected).as_slice() == record.data.as_slice(),
-            _ => false,
-        }
+        super::tlsa::matches(record, Some(self.der), self.spki)
     }
 }
 

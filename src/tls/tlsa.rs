@@ -1,7 +1,11 @@
 //! DANE record semantics (RFC 6698, RFC 7671, RFC 7672): which TLSA
-//! records SMTP can use. Matching records against certificates is done
-//! by the certificate verifier; this module only judges the records.
+//! records SMTP can use, and what a record's data is for a given
+//! certificate or key (the one definition of matching that the DANE
+//! verifier, `check` and `tlsa` share). What a presented chain proves is
+//! the certificate verifier's decision ([`super::dane`]), not this
+//! module's.
 
+use sha2::{Digest, Sha256, Sha512};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
@@ -66,6 +70,34 @@ pub fn usability(t: &Tlsa) -> Result<(), Unusable> {
     }
 }
 
+/// The certificate association data of matching type `mtype` for the
+/// selected certificate or SubjectPublicKeyInfo (RFC 6698 §2.1.3): the
+/// bytes themselves (0), their SHA-256 (1) or SHA-512 (2) digest; none
+/// for an unknown type.
+pub fn association_data(mtype: u8, selected: &[u8]) -> Option<Vec<u8>> {
+    match mtype {
+        0 => Some(selected.to_vec()),
+        1 => Some(Sha256::digest(selected).to_vec()),
+        2 => Some(Sha512::digest(selected).to_vec()),
+        _ => None,
+    }
+}
+
+/// Whether a record's data designates a certificate (`cert`: its whole
+/// DER, for selector 0) or its key (`spki`: its SubjectPublicKeyInfo DER,
+/// for selector 1), whatever the record's usage. A missing part matches
+/// nothing.
+pub fn matches(record: &Tlsa, cert: Option<&[u8]>, spki: Option<&[u8]>) -> bool {
+    let selected = match record.selector {
+        0 => cert,
+        1 => spki,
+        _ => None,
+    };
+    selected
+        .and_then(|s| association_data(record.mtype, s))
+        .is_some_and(|data| data == record.data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +154,45 @@ mod tests {
             data: key.public_key_der(),
         };
         assert_eq!(usability(&spki), Ok(()));
+    }
+
+    #[test]
+    fn matching_by_selector_and_type() {
+        let cert = b"certificate".as_slice();
+        let spki = b"key".as_slice();
+        let rec = |selector: u8, mtype: u8, of: &[u8]| Tlsa {
+            usage: 3,
+            selector,
+            mtype,
+            data: association_data(mtype, of).unwrap(),
+        };
+        assert!(matches(&rec(0, 0, cert), Some(cert), Some(spki)));
+        assert!(matches(&rec(0, 1, cert), Some(cert), None));
+        assert!(matches(&rec(1, 1, spki), Some(cert), Some(spki)));
+        assert!(matches(&rec(1, 2, spki), None, Some(spki)));
+        // The wrong part, a missing part, another usage's record of the
+        // same data (usage is not judged here), unknown selector or type.
+        assert!(!matches(&rec(0, 1, spki), Some(cert), Some(spki)));
+        assert!(!matches(&rec(1, 1, spki), Some(cert), None));
+        assert!(!matches(&rec(0, 2, cert), None, Some(spki)));
+        assert!(matches(
+            &Tlsa {
+                usage: 1,
+                ..rec(1, 1, spki)
+            },
+            None,
+            Some(spki)
+        ));
+        assert!(!matches(
+            &Tlsa {
+                selector: 2,
+                ..rec(1, 1, spki)
+            },
+            Some(cert),
+            Some(spki)
+        ));
+        assert_eq!(association_data(3, cert), None);
+        assert_eq!(association_data(1, spki).map(|d| d.len()), Some(32));
+        assert_eq!(association_data(2, spki).map(|d| d.len()), Some(64));
     }
 }

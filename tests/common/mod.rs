@@ -445,7 +445,17 @@ impl EventVisitor {
     }
 }
 
-struct CaptureLayer(Arc<Mutex<Vec<LogEvent>>>);
+/// Routes every event to the capture of the thread it happens on, if any.
+/// One global subscriber (rather than one per test with `set_default`)
+/// keeps tracing's per-callsite interest cache out of the picture: with
+/// scoped subscribers coming and going on parallel test threads, a
+/// callsite could be cached as "never" and its events lost.
+struct CaptureLayer;
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<LogEvent>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
     fn on_event(
@@ -453,9 +463,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
         event: &tracing::Event<'_>,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
+        let Some(events) = CAPTURE.with(|c| c.borrow().clone()) else {
+            return;
+        };
         let mut v = EventVisitor::default();
         event.record(&mut v);
-        self.0.lock().unwrap().push(LogEvent {
+        events.lock().unwrap().push(LogEvent {
             level: *event.metadata().level(),
             message: v.message,
             fields: v.fields,
@@ -470,19 +483,26 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
 /// the test lands here and no other test's does.
 pub struct LogCapture {
     events: Arc<Mutex<Vec<LogEvent>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
 }
 
 impl LogCapture {
     pub fn start() -> LogCapture {
-        use tracing_subscriber::layer::SubscriberExt;
+        static GLOBAL: OnceLock<()> = OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            use tracing_subscriber::layer::SubscriberExt;
+            let subscriber = tracing_subscriber::registry().with(CaptureLayer);
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global tracing subscriber in the tests");
+        });
         let events = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::registry().with(CaptureLayer(events.clone()));
-        let guard = tracing::subscriber::set_default(subscriber);
-        LogCapture {
-            events,
-            _guard: guard,
-        }
+        CAPTURE.with(|c| *c.borrow_mut() = Some(events.clone()));
+        LogCapture { events }
     }
 
     /// Every event so far, in order.
@@ -913,6 +933,25 @@ pub enum Message {
 }
 
 impl Message {
+    /// The content as the destination would store it: DATA unstuffed, or
+    /// the BDAT chunks joined.
+    pub fn content(&self) -> Vec<u8> {
+        match self {
+            Message::Data { bytes, .. } => {
+                let mut out = Vec::new();
+                let mut line_start = true;
+                for (i, &b) in bytes.iter().enumerate() {
+                    if !(line_start && b == b'.') {
+                        out.push(b);
+                    }
+                    line_start = b == b'\n' && i > 0 && bytes[i - 1] == b'\r';
+                }
+                out
+            }
+            Message::Bdat { chunks } => chunks.iter().flat_map(|c| c.bytes.clone()).collect(),
+        }
+    }
+
     /// The DATA bytes and whether they were terminated; panics for BDAT.
     pub fn data(&self) -> (&[u8], bool) {
         match self {
@@ -1327,6 +1366,8 @@ fn path_of(line: &str) -> String {
 struct Txn {
     mail: bool,
     rcpts: usize,
+    /// BDAT chunks of this transaction so far.
+    chunks: usize,
 }
 
 async fn converse<S: Io>(
@@ -1439,7 +1480,9 @@ async fn converse<S: Io>(
                     })
                     .await
                 } else {
-                    let Some(seq) = receive_chunk(state, idx, wire, size, last).await else {
+                    let first = txn.chunks == 0;
+                    txn.chunks += 1;
+                    let Some(seq) = receive_chunk(state, idx, wire, size, last, first).await else {
                         return Next::Close;
                     };
                     if last {
@@ -1537,14 +1580,16 @@ async fn receive_data<S: Io>(state: &Arc<DestState>, idx: usize, wire: &mut Wire
     }
 }
 
-/// Reads one BDAT chunk of `size` octets and records it. Returns the
-/// chunk's number in its message (from 1), None when the stream ended.
+/// Reads one BDAT chunk of `size` octets and records it (`first`: it
+/// starts a message). Returns the chunk's number in its message (from 1),
+/// None when the stream ended.
 async fn receive_chunk<S: Io>(
     state: &Arc<DestState>,
     idx: usize,
     wire: &mut Wire<S>,
     size: usize,
     last: bool,
+    first: bool,
 ) -> Option<usize> {
     while wire.buf.len() < size {
         if !wire.fill().await {
@@ -1556,7 +1601,7 @@ async fn receive_chunk<S: Io>(
     state.update(idx, |c| {
         let chunk = Chunk { bytes, last };
         match c.messages.last_mut() {
-            Some(Message::Bdat { chunks }) if !chunks.last().is_some_and(|c| c.last) => {
+            Some(Message::Bdat { chunks }) if !first && !chunks.last().is_some_and(|c| c.last) => {
                 chunks.push(chunk);
                 seq = chunks.len();
             }

@@ -1,47 +1,78 @@
-//! The message content of a transaction: DATA relayed up to the final
-//! reply, and BDAT chunks relayed as BDAT, converted into a DATA stream,
-//! or read and refused.
+//! The message content of a transaction: DATA relayed as DATA (in the
+//! pipelined group where the destination allows it) or as BDAT chunks
+//! (with our own 354, when the destination offers CHUNKING: no round trip
+//! for DATA), and BDAT chunks relayed as BDAT, converted into a DATA
+//! stream, or read and refused.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::{Next, State, Transaction};
+use super::{Next, Owed, State, Transaction};
 use crate::inbound::answer::Answer;
-use crate::inbound::content::{relay_chunk, relay_data, ChunkSink, DataEnd};
+use crate::inbound::connection::InputError;
+use crate::inbound::content::{relay_chunk, relay_data, relay_data_as_bdat, ChunkSink, DataEnd};
 use crate::inbound::session::Env;
 use crate::inbound::summary::Outcome;
 use crate::outbound::client::Client;
 use crate::outbound::failure::Failure;
 use crate::outbound::stage::{Stage, Verdict};
-use crate::outbound::transaction::{DataAnswer, Envelope};
+use crate::outbound::transaction::{Chunks, Content, DataAnswer, Envelope};
 use crate::smtp::data::DotStuffer;
 
-/// DATA with at least one accepted recipient.
+/// DATA (the content has not started).
 pub(super) async fn data<S>(mut txn: Transaction, env: &mut Env<'_, S>) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut e = match std::mem::replace(&mut txn.state, State::AwaitingRcpt) {
+    // A client that pipelined its DATA behind recipients still owed gets
+    // it written in the same group, unless the content goes as BDAT.
+    if let State::Enveloped(e) = &mut txn.state {
+        if e.pipelining()
+            && !e.chunking()
+            && txn.owed.iter().any(|o| matches!(o, Owed::Rcpt { .. }))
+        {
+            e.data();
+        }
+    }
+    txn.settle(env).await;
+    if txn.accepted.is_empty() {
+        env.answer(Answer::NoValidRecipients);
+        txn.reset(env).await;
+        return Next::Ended;
+    }
+    let e = match std::mem::replace(&mut txn.state, State::AwaitingRcpt) {
         State::Enveloped(e) => e,
         State::Failed(f) => return txn.end(env, Outcome::failed(&f), None),
-        // Accepted recipients imply an envelope at the destination (or
-        // a failure); nothing else can answer this DATA.
-        State::AwaitingRcpt => {
+        // Accepted recipients imply an envelope at the destination (or a
+        // failure); nothing else can answer this DATA.
+        _ => {
             return txn.end(
                 env,
                 Outcome::answer(Answer::NoValidRecipients, "other"),
                 None,
             )
         }
-        body => {
-            txn.state = body;
-            env.refuse(Answer::BadSequence {
-                hint: "DATA after BDAT",
-            });
-            return Next::keep(txn);
-        }
     };
-    e.data();
+    if e.chunking() && e.pipelining() {
+        // RFC 3030: the content goes as BDAT, so the 354 is ours.
+        env.answer(Answer::StartData);
+        let chunks = e.chunks();
+        let peer = chunks.peer().clone();
+        let (max, idle) = (env.ctx.config.server.max_message_size, env.idle_limit());
+        let end = relay_data_as_bdat(env.conn, chunks, max, idle).await;
+        return data_end(txn, env, end, peer);
+    }
+    data_stream(txn, env, e).await
+}
+
+/// DATA to the destination: its 354, then the content.
+async fn data_stream<S>(txn: Transaction, env: &mut Env<'_, S>, mut e: Envelope<TcpStream>) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !e.data_queued() {
+        e.data();
+    }
     let content = match e.data_reply().await {
         Ok(DataAnswer::GoAhead(content)) => content,
         Ok(DataAnswer::Refused(e, reply)) => {
@@ -53,20 +84,38 @@ where
     };
     env.answer(Answer::StartData);
     let peer = content.peer().clone();
-    let max = env.ctx.config.server.max_message_size;
-    let idle = env.idle_limit();
-    match relay_data(env.conn, content, max, idle).await {
-        DataEnd::Finished(f) => txn.finished(env, *f, Stage::DataDone, peer),
+    let (max, idle) = (env.ctx.config.server.max_message_size, env.idle_limit());
+    let end = relay_data(env.conn, content, max, idle).await;
+    data_end(txn, env, end, peer)
+}
+
+/// The client's end of data, as the destination took it.
+fn data_end<S>(
+    txn: Transaction,
+    env: &mut Env<'_, S>,
+    end: DataEnd,
+    peer: crate::outbound::client::Peer,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match end {
+        DataEnd::Finished(f) => txn.finished(env, *f, peer),
         DataEnd::Violation(v) => txn.end(
             env,
             Outcome::answer(Answer::Violation(v), "message_refused"),
             None,
         ),
         DataEnd::TooBig => {
+            let max = env.ctx.config.server.max_message_size;
             let o = Outcome::answer(Answer::MessageTooBig { max }, "message_refused");
             txn.end(env, o, None)
         }
         DataEnd::Failed(err) => txn.end(env, Outcome::failed(&Failure::Outbound(err)), None),
+        DataEnd::Refused(reply, back) => {
+            let f = Failure::remote(&peer, Stage::Bdat, reply);
+            txn.end(env, Outcome::failed(&f), back.map(|c| *c))
+        }
         DataEnd::ClientGone(e) => {
             env.input_failed(&e);
             txn.client_gone(env, Stage::InboundData);
@@ -85,6 +134,10 @@ pub(super) async fn bdat<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if matches!(txn.state, State::Enveloped(_)) {
+        // The recipients' fate decides what the first chunk gets.
+        txn.settle(env).await;
+    }
     match std::mem::replace(&mut txn.state, State::AwaitingRcpt) {
         State::Enveloped(e) if !txn.accepted.is_empty() => {
             first_chunk(txn, env, e, size, last).await
@@ -111,17 +164,11 @@ where
                 Next::keep(txn)
             }
         }
-        State::InBdat(chunks) => next_chunk(txn, env, ChunkTo::Bdat(chunks), size, last).await,
+        State::InBdat(chunks) => bdat_chunk(txn, env, chunks, size, last).await,
         State::Converting(content, stuffer) => {
-            next_chunk(txn, env, ChunkTo::Data(content, stuffer), size, last).await
+            converted_chunk(txn, env, content, stuffer, size, last).await
         }
     }
-}
-
-/// Where the message goes once its first chunk arrived.
-enum ChunkTo {
-    Bdat(crate::outbound::transaction::Chunks<TcpStream>),
-    Data(crate::outbound::transaction::Content<TcpStream>, DotStuffer),
 }
 
 /// The first chunk chooses: BDAT to a destination with CHUNKING, else
@@ -136,20 +183,13 @@ async fn first_chunk<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if e.capabilities().chunking {
-        return next_chunk(txn, env, ChunkTo::Bdat(e.chunks()), size, last).await;
+    if e.chunking() {
+        return bdat_chunk(txn, env, e.chunks(), size, last).await;
     }
     e.data();
     match e.data_reply().await {
         Ok(DataAnswer::GoAhead(content)) => {
-            next_chunk(
-                txn,
-                env,
-                ChunkTo::Data(content, DotStuffer::new()),
-                size,
-                last,
-            )
-            .await
+            converted_chunk(txn, env, content, DotStuffer::new(), size, last).await
         }
         Ok(DataAnswer::Refused(e, reply)) => {
             let f = Failure::remote(e.peer(), Stage::DataInit, reply);
@@ -163,78 +203,155 @@ where
     }
 }
 
-/// Relays a chunk of a message whose content has started.
-async fn next_chunk<S>(
+/// Counts a chunk against the size limit. Sizes from the wire are added
+/// with a check: an overflow is as much "too big" as a sum past the limit.
+fn within_limit<S>(txn: &mut Transaction, env: &Env<'_, S>, size: u64) -> bool {
+    let max = env.ctx.config.server.max_message_size;
+    match txn.size.checked_add(size).filter(|t| *t <= max) {
+        Some(total) => {
+            txn.size = total;
+            true
+        }
+        None => false,
+    }
+}
+
+fn too_big<S>(env: &Env<'_, S>) -> Outcome {
+    let max = env.ctx.config.server.max_message_size;
+    Outcome::answer(Answer::MessageTooBig { max }, "message_refused")
+}
+
+/// A chunk relayed as BDAT. With pipelining its reply is read later (its
+/// place is kept); the reply to LAST comes after every earlier one.
+async fn bdat_chunk<S>(
     mut txn: Transaction,
     env: &mut Env<'_, S>,
-    to: ChunkTo,
+    mut chunks: Chunks<TcpStream>,
     size: u64,
     last: bool,
 ) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let max = env.ctx.config.server.max_message_size;
-    // Sizes from the wire are added with a check: an overflow is as much
-    // "too big" as a sum past the limit.
-    let Some(total) = txn.size.checked_add(size).filter(|t| *t <= max) else {
+    if !within_limit(&mut txn, env, size) {
         // The destination is dropped without its end of data.
-        drop(to);
-        let o = Outcome::answer(Answer::MessageTooBig { max }, "message_refused");
+        drop(chunks);
+        txn.refuse_owed_chunks(env);
+        let o = too_big(env);
         return refuse_chunk(txn, env, size, last, o, None).await;
-    };
-    txn.size = total;
+    }
+    chunks.begin(size, last);
+    let peer = chunks.peer().clone();
     let idle = env.idle_limit();
-    match to {
-        ChunkTo::Bdat(mut chunks) => {
-            chunks.begin(size, last);
-            let peer = chunks.peer().clone();
-            match relay_chunk(env.conn, size, ChunkSink::Bdat(&mut chunks), idle).await {
-                Err(e) => return gone(txn, env, &e),
-                Ok(Some(err)) => return chunk_failed(txn, env, last, Failure::Outbound(err), None),
-                Ok(None) => {}
-            }
-            if last {
-                return match chunks.finish().await {
-                    Ok(f) => txn.finished(env, f, Stage::BdatLast, peer),
-                    Err(err) => txn.end(env, Outcome::failed(&Failure::Outbound(err)), None),
-                };
-            }
-            match chunks.next_reply().await {
-                Ok(a) if a.verdict == Verdict::Positive => {
-                    env.conn
-                        .queue(&Outcome::relayed(Stage::Bdat, a.reply).reply);
-                    txn.state = State::InBdat(chunks);
-                    Next::keep(txn)
-                }
-                Ok(a) => {
-                    let f = Failure::remote(&peer, Stage::Bdat, a.reply);
-                    let back = chunks.rset().await.ok();
-                    chunk_failed(txn, env, last, f, back)
-                }
-                Err(err) => chunk_failed(txn, env, last, Failure::Outbound(err), None),
-            }
+    match relay_chunk(env.conn, size, ChunkSink::Bdat(&mut chunks), idle).await {
+        Err(e) => return gone(txn, env, &e),
+        Ok(Some(err)) => {
+            txn.refuse_owed_chunks(env);
+            return chunk_failed(txn, env, last, Failure::Outbound(err), None);
         }
-        ChunkTo::Data(mut content, mut stuffer) => {
-            let sink = ChunkSink::Data(&mut content, &mut stuffer);
-            match relay_chunk(env.conn, size, sink, idle).await {
-                Err(e) => return gone(txn, env, &e),
-                Ok(Some(err)) => return chunk_failed(txn, env, last, Failure::Outbound(err), None),
-                Ok(None) => {}
-            }
-            if !last {
-                env.answer(Answer::ChunkOk { size: total });
-                txn.state = State::Converting(content, stuffer);
-                return Next::keep(txn);
-            }
-            let peer = content.peer().clone();
-            let mut tail = bytes::BytesMut::new();
-            stuffer.finish(&mut tail);
-            match content.finish(&tail).await {
-                Ok(f) => txn.finished(env, f, Stage::DataDone, peer),
-                Err(err) => txn.end(env, Outcome::failed(&Failure::Outbound(err)), None),
-            }
+        Ok(None) => {}
+    }
+    if last {
+        return last_chunk(txn, env, chunks, peer).await;
+    }
+    if chunks.pipelining() {
+        let slot = env.conn.reserve();
+        txn.owed.push_back(Owed::Chunk { slot });
+        txn.state = State::InBdat(chunks);
+        return Next::keep(txn);
+    }
+    match chunks.next_reply().await {
+        Ok(a) if a.verdict == Verdict::Positive => {
+            env.conn
+                .queue(&Outcome::relayed(Stage::Bdat, a.reply).reply);
+            txn.state = State::InBdat(chunks);
+            Next::keep(txn)
         }
+        Ok(a) => {
+            let f = Failure::remote(&peer, Stage::Bdat, a.reply);
+            let back = chunks.rset().await.ok();
+            chunk_failed(txn, env, last, f, back)
+        }
+        Err(err) => chunk_failed(txn, env, last, Failure::Outbound(err), None),
+    }
+}
+
+/// After BDAT LAST: the replies owed for earlier chunks, then LAST's.
+async fn last_chunk<S>(
+    mut txn: Transaction,
+    env: &mut Env<'_, S>,
+    mut chunks: Chunks<TcpStream>,
+    peer: crate::outbound::client::Peer,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(owed) = txn.owed.pop_front() {
+        let Owed::Chunk { slot } = owed else { continue };
+        let f = match chunks.next_reply().await {
+            Ok(a) if a.verdict == Verdict::Positive => {
+                env.conn
+                    .answer_slot(slot, &Outcome::relayed(Stage::Bdat, a.reply).reply);
+                continue;
+            }
+            Ok(a) => Failure::remote(&peer, Stage::Bdat, a.reply),
+            Err(err) => Failure::Outbound(err),
+        };
+        // A refused chunk refuses the message; the chunks after it, LAST
+        // included, are answered as after any refused chunk.
+        let o = Outcome::failed(&f);
+        env.conn.answer_slot(slot, &o.reply);
+        txn.log_all(env, &o);
+        txn.refuse_owed_chunks(env);
+        env.answer(Answer::ChunkAfterFailure);
+        let back = chunks.finish().await.ok().and_then(|f| f.client);
+        if let Some(client) = back {
+            env.keep_idle(txn.domain.as_deref().unwrap_or_default(), client);
+        }
+        return Next::Ended;
+    }
+    match chunks.finish().await {
+        Ok(f) => txn.finished(env, f, peer),
+        Err(err) => txn.end(env, Outcome::failed(&Failure::Outbound(err)), None),
+    }
+}
+
+/// A chunk converted into the DATA stream; non-last chunks are answered
+/// here (the destination answers only the end of data).
+async fn converted_chunk<S>(
+    mut txn: Transaction,
+    env: &mut Env<'_, S>,
+    mut content: Content<TcpStream>,
+    mut stuffer: DotStuffer,
+    size: u64,
+    last: bool,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !within_limit(&mut txn, env, size) {
+        drop(content);
+        let o = too_big(env);
+        return refuse_chunk(txn, env, size, last, o, None).await;
+    }
+    let idle = env.idle_limit();
+    let sink = ChunkSink::Data(&mut content, &mut stuffer);
+    match relay_chunk(env.conn, size, sink, idle).await {
+        Err(e) => return gone(txn, env, &e),
+        Ok(Some(err)) => return chunk_failed(txn, env, last, Failure::Outbound(err), None),
+        Ok(None) => {}
+    }
+    if !last {
+        env.answer(Answer::ChunkOk { size: txn.size });
+        txn.state = State::Converting(content, stuffer);
+        return Next::keep(txn);
+    }
+    let peer = content.peer().clone();
+    let mut tail = bytes::BytesMut::new();
+    stuffer.finish(&mut tail);
+    match content.finish(&tail).await {
+        Ok(f) => txn.finished(env, f, peer),
+        Err(err) => txn.end(env, Outcome::failed(&Failure::Outbound(err)), None),
     }
 }
 
@@ -293,10 +410,7 @@ fn refused<S>(
     Next::keep(txn)
 }
 
-async fn discard<S>(
-    env: &mut Env<'_, S>,
-    size: u64,
-) -> Result<(), crate::inbound::connection::InputError>
+async fn discard<S>(env: &mut Env<'_, S>, size: u64) -> Result<(), InputError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -307,11 +421,7 @@ where
 }
 
 /// The client stopped sending inside a chunk.
-fn gone<S>(
-    txn: Transaction,
-    env: &mut Env<'_, S>,
-    e: &crate::inbound::connection::InputError,
-) -> Next {
+fn gone<S>(txn: Transaction, env: &mut Env<'_, S>, e: &InputError) -> Next {
     env.input_failed(e);
     txn.client_gone(env, Stage::InboundBdat);
     Next::Close

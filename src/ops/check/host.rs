@@ -1,0 +1,218 @@
+//! One MX host of the check: its TLSA records and requirement as the plan
+//! made them, then every address: the main handshake, the chain it
+//! presented judged against the host's records, the key probes.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::cert::{cert_report, expiry_warnings};
+use super::probe::{describe, handshake, key_probe, probe_findings, starttls_offered, Handshake};
+use super::report::{AddressCheck, DaneReport, HostCheck, MatchReport, TlsReport, TlsaReport};
+use super::Ctx;
+use crate::dns::Tlsa;
+use crate::ops::resolve::{requirement, tlsa_status, CnameReport};
+use crate::outbound::client::{sni_for, OutboundError, Peer};
+use crate::outbound::plan::Host;
+use crate::policy::{Requirement, TlsaStatus};
+use crate::tls::dane::{select_records, verify_chain, DaneMatch, ReferenceIds};
+use crate::tls::{tlsa, CertificateDer, Keys, TlsState, UnixTime};
+
+/// Why a host gets no DANE (dane-rules §2).
+fn no_dane_reason(host: &Host) -> String {
+    let tlsa_name = format!("_{}._tcp.{}", host.port, host.name);
+    match host.tlsa {
+        TlsaStatus::NotLooked if host.name.parse::<IpAddr>().is_ok() => {
+            "an address literal has no TLSA records".to_owned()
+        }
+        TlsaStatus::NotLooked => format!(
+            "its address records are not DNSSEC-signed ({}), so no TLSA lookup is made",
+            host.address_security
+        ),
+        TlsaStatus::NoSecureTlsa => format!(
+            "no DNSSEC-signed TLSA records at {tlsa_name} (none published, or not signed)"
+        ),
+        TlsaStatus::AllUnusable => format!(
+            "none of the TLSA records at _{}._tcp.{} is usable for SMTP: TLS is required, but nothing is authenticated",
+            host.port,
+            host.tlsa_base.as_deref().unwrap_or(&host.name)
+        ),
+        TlsaStatus::Usable => format!("requirement is {}", requirement(host.requirement)),
+    }
+}
+
+pub(super) async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
+    let dane = host.requirement == Requirement::DaneRequired;
+    let used = select_records(&host.tlsa_records);
+    let mut h = HostCheck {
+        name: host.name.clone(),
+        port: host.port,
+        preference: host.preference,
+        address_security: host.address_security.to_string(),
+        cname: host.alias.as_ref().map(|a| CnameReport {
+            target: a.name.clone(),
+            secure: a.secure,
+        }),
+        requirement: requirement(host.requirement),
+        dane,
+        ok: false,
+        tlsa_status: tlsa_status(host.tlsa),
+        tlsa_name: host
+            .tlsa_base
+            .as_ref()
+            .map(|b| format!("_{}._tcp.{b}", host.port)),
+        tlsa: host
+            .tlsa_records
+            .iter()
+            .map(|t| TlsaReport {
+                record: t.to_string(),
+                usable: tlsa::usability(t).is_ok(),
+                used: used.contains(t),
+                unusable_reason: tlsa::usability(t).err().map(|u| u.to_string()),
+            })
+            .collect(),
+        problems: Vec::new(),
+        addresses: Vec::new(),
+    };
+    if !dane {
+        h.problems
+            .push(format!("no DANE: {}", no_dane_reason(host)));
+    }
+    for ip in &host.addresses {
+        h.addresses.push(check_address(ctx, host, *ip).await);
+    }
+    h.ok = h.problems.is_empty() && h.addresses.iter().all(|a| a.ok);
+    h
+}
+
+/// How one address's certificates are judged.
+pub(super) struct Judge<'a> {
+    pub(super) records: &'a [Tlsa],
+    port: u16,
+    ids: ReferenceIds,
+    pub(super) now: UnixTime,
+    /// DANE is required: a chain that does not verify is a problem.
+    pub(super) dane: bool,
+}
+
+impl Judge<'_> {
+    /// The judge of `host`'s addresses; `base` is its TLSA base domain.
+    fn new<'a>(ctx: &Ctx, host: &'a Host, base: String) -> Judge<'a> {
+        Judge {
+            records: &host.tlsa_records,
+            port: host.port,
+            ids: ReferenceIds {
+                tlsa_base: base,
+                mx_host: host.name.clone(),
+                nexthop: ctx.domain.clone(),
+            },
+            now: ctx.now,
+            dane: host.requirement == Requirement::DaneRequired,
+        }
+    }
+
+    /// The DANE verdict on a presented chain, when there are records.
+    pub(super) fn verify(
+        &self,
+        chain: &[CertificateDer<'static>],
+    ) -> Option<Result<DaneMatch, String>> {
+        let (leaf, rest) = chain.split_first()?;
+        if self.records.is_empty() {
+            return None;
+        }
+        Some(
+            verify_chain(self.records, self.port, &self.ids, leaf, rest, self.now)
+                .map_err(|e| e.to_string()),
+        )
+    }
+}
+
+async fn check_address(ctx: &Ctx, host: &Host, ip: IpAddr) -> AddressCheck {
+    let peer = Peer {
+        host: host.name.clone(),
+        addr: SocketAddr::new(ip, host.port),
+    };
+    let base = host.tlsa_base.clone().unwrap_or_else(|| host.name.clone());
+    let sni = sni_for(&base);
+    let judge = Judge::new(ctx, host, base);
+    let mut a = AddressCheck::new(ip);
+    let main = handshake(ctx, &peer, sni.clone(), Keys::Any).await;
+    let state = conversation_findings(&main, judge.dane, &mut a);
+    a.chain = main
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(depth, der)| cert_report(depth, der, judge.records, ctx.now))
+        .collect();
+    let verdict = judge.verify(&main.chain);
+    let dane_ee_leaf = matches!(&verdict, Some(Ok(m)) if m.usage == 3);
+    expiry_warnings(&a.chain, dane_ee_leaf, "", &mut a.warnings);
+    let completed = main.result.is_ok();
+    a.dane = verdict.as_ref().map(|v| dane_report(v, completed));
+    if let Some(state) = &state {
+        let authenticated = match &verdict {
+            Some(Ok(m)) if judge.dane => state.authenticated(ctx.mx_secure, m),
+            _ => state.clone(),
+        };
+        a.tls = Some(TlsReport::of(&authenticated, sni.clone()));
+    }
+    if judge.dane {
+        if let Some(Err(f)) = &verdict {
+            a.problems.push(format!("certificate does not verify: {f}"));
+        }
+    }
+    if a.starttls == Some(true) {
+        for keys in [Keys::Rsa, Keys::Ecdsa] {
+            let probe = key_probe(ctx, &peer, sni.clone(), keys, &judge, &main.chain).await;
+            probe_findings(&probe, &judge, &main.chain, &mut a);
+            a.key_probes.push(probe.report);
+        }
+    }
+    a.ok = judge.dane && completed && a.problems.is_empty() && matches!(verdict, Some(Ok(_)));
+    a
+}
+
+/// How far the main conversation got (connected, STARTTLS, why it
+/// failed); the connection's TLS state when it completed. A failure is a
+/// problem when DANE is required.
+fn conversation_findings(main: &Handshake, dane: bool, a: &mut AddressCheck) -> Option<TlsState> {
+    match &main.result {
+        Ok(state) => {
+            a.connected = true;
+            a.starttls = Some(true);
+            Some(state.clone())
+        }
+        Err(e) => {
+            a.connected = !matches!(e, OutboundError::Connect { .. });
+            // A chain means STARTTLS went through, whatever failed later.
+            a.starttls = if main.chain.is_empty() {
+                starttls_offered(e)
+            } else {
+                Some(true)
+            };
+            let text = describe(e);
+            if dane {
+                a.problems.push(text.clone());
+            }
+            a.error = Some(text);
+            None
+        }
+    }
+}
+
+/// The DANE verdict on the main handshake's chain.
+fn dane_report(verdict: &Result<DaneMatch, String>, completed: bool) -> DaneReport {
+    match verdict {
+        // A handshake that failed after the certificate (a bad handshake
+        // signature, say) proved nothing, whatever the chain matches.
+        Ok(m) => DaneReport {
+            verified: completed,
+            matched: Some(MatchReport::of(m)),
+            failure: (!completed)
+                .then(|| "the chain matches, but the handshake did not complete".to_owned()),
+        },
+        Err(f) => DaneReport {
+            verified: false,
+            matched: None,
+            failure: Some(f.clone()),
+        },
+    }
+}

@@ -1,0 +1,318 @@
+//! The report of `danegate check`: the JSON object whose field names are
+//! stable (see the module documentation of [`crate::ops::check`]), and
+//! the verdict drawn from it. The text form is in `text.rs`.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::ops::certs::hex;
+use crate::ops::resolve::{CnameReport, MxReport, SkippedReport};
+use crate::tls::dane::DaneMatch;
+use crate::tls::TlsState;
+
+/// What the DNSSEC probe found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dnssec {
+    pub validated: bool,
+    pub detail: String,
+}
+
+/// The whole report (the JSON object; see the module documentation).
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub domain: String,
+    pub verdict: &'static str,
+    pub ok: bool,
+    pub dnssec: Dnssec,
+    pub mx: Option<MxReport>,
+    pub error: Option<String>,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+    pub skipped: Vec<SkippedReport>,
+    pub hosts: Vec<HostCheck>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostCheck {
+    pub name: String,
+    pub port: u16,
+    pub preference: u16,
+    pub address_security: String,
+    pub cname: Option<CnameReport>,
+    pub requirement: String,
+    pub dane: bool,
+    pub ok: bool,
+    pub tlsa_status: &'static str,
+    pub tlsa_name: Option<String>,
+    pub tlsa: Vec<TlsaReport>,
+    pub problems: Vec<String>,
+    pub addresses: Vec<AddressCheck>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TlsaReport {
+    pub record: String,
+    pub usable: bool,
+    pub used: bool,
+    pub unusable_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AddressCheck {
+    pub address: String,
+    pub family: &'static str,
+    pub ok: bool,
+    pub connected: bool,
+    pub starttls: Option<bool>,
+    pub error: Option<String>,
+    pub tls: Option<TlsReport>,
+    pub chain: Vec<CertReport>,
+    pub dane: Option<DaneReport>,
+    pub key_probes: Vec<KeyProbe>,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TlsReport {
+    pub protocol: String,
+    pub cipher: String,
+    pub sni: Option<String>,
+    pub authentication: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CertReport {
+    pub depth: usize,
+    pub subject: String,
+    pub issuer: String,
+    pub dns_names: Vec<String>,
+    pub key_algorithm: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub expires_in_days: i64,
+    pub spki_sha256: String,
+    pub cert_sha256: String,
+    pub tlsa_matches: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DaneReport {
+    pub verified: bool,
+    pub matched: Option<MatchReport>,
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MatchReport {
+    pub usage: u8,
+    pub selector: u8,
+    pub mtype: u8,
+    pub data: String,
+    pub depth: usize,
+    pub from_dns: bool,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyProbe {
+    pub algorithm: &'static str,
+    pub outcome: &'static str,
+    pub detail: String,
+    pub same_as_default: bool,
+    pub leaf: Option<CertReport>,
+}
+
+impl CheckReport {
+    pub(super) fn new(domain: &str, dnssec: Dnssec) -> CheckReport {
+        CheckReport {
+            domain: domain.to_owned(),
+            verdict: "error",
+            ok: false,
+            dnssec,
+            mx: None,
+            error: None,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            skipped: Vec::new(),
+            hosts: Vec::new(),
+        }
+    }
+
+    /// A report for a domain that could not be looked at (DNS could not be
+    /// set up).
+    pub fn unchecked(domain: &str, dnssec: Dnssec, error: String) -> CheckReport {
+        let mut r = CheckReport::new(domain, dnssec);
+        r.problems.push(error.clone());
+        r.error = Some(error);
+        r
+    }
+
+    /// Collects the hosts' problems and warnings and decides the verdict.
+    pub(super) fn finish(mut self) -> CheckReport {
+        for h in &self.hosts {
+            for p in &h.problems {
+                self.problems.push(format!("{}: {p}", h.name));
+            }
+            for a in &h.addresses {
+                let peer = peer_label(&h.name, &a.address, h.port);
+                for p in &a.problems {
+                    self.problems.push(format!("{peer}: {p}"));
+                }
+                for w in &a.warnings {
+                    self.warnings.push(format!("{peer}: {w}"));
+                }
+            }
+        }
+        self.verdict = if self.error.is_some() || !self.dnssec.validated || self.hosts.is_empty() {
+            "error"
+        } else if !self.hosts.iter().any(|h| h.dane) {
+            "no-dane"
+        } else if self.problems.is_empty() {
+            "ok"
+        } else {
+            "failed"
+        };
+        self.ok = self.verdict == "ok";
+        self
+    }
+}
+
+/// `host[address]:port`, as `outbound::Peer` writes it.
+pub(super) fn peer_label(host: &str, address: &str, port: u16) -> String {
+    format!("{host}[{address}]:{port}")
+}
+
+impl TlsReport {
+    /// The `tls` object of an address, for a connection in `state`.
+    pub(super) fn of(state: &TlsState, sni: Option<String>) -> TlsReport {
+        let (protocol, cipher) = state
+            .protocol_and_cipher()
+            .map(|(p, c)| (p.to_owned(), c.to_owned()))
+            .unwrap_or_default();
+        TlsReport {
+            protocol,
+            cipher,
+            sni,
+            authentication: state.label(),
+        }
+    }
+}
+
+impl MatchReport {
+    /// The `dane.matched` object of an address.
+    pub(super) fn of(m: &DaneMatch) -> MatchReport {
+        MatchReport {
+            usage: m.usage,
+            selector: m.selector,
+            mtype: m.mtype,
+            data: hex(&m.data),
+            depth: m.depth,
+            from_dns: m.from_dns,
+            text: m.to_string(),
+        }
+    }
+}
+
+impl AddressCheck {
+    /// An address not (yet) checked.
+    pub(super) fn new(ip: IpAddr) -> AddressCheck {
+        AddressCheck {
+            address: ip.to_string(),
+            family: if ip.is_ipv4() { "ipv4" } else { "ipv6" },
+            ok: false,
+            connected: false,
+            starttls: None,
+            error: None,
+            tls: None,
+            chain: Vec::new(),
+            dane: None,
+            key_probes: Vec::new(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(dane: bool, problems: Vec<String>, ok: bool) -> HostCheck {
+        HostCheck {
+            name: "mx.example".into(),
+            port: 25,
+            preference: 10,
+            address_security: "secure".into(),
+            cname: None,
+            requirement: String::new(),
+            dane,
+            ok,
+            tlsa_status: "usable",
+            tlsa_name: None,
+            tlsa: Vec::new(),
+            problems,
+            addresses: vec![AddressCheck {
+                address: "192.0.2.1".into(),
+                family: "ipv4",
+                ok,
+                connected: true,
+                starttls: Some(true),
+                error: None,
+                tls: None,
+                chain: Vec::new(),
+                dane: None,
+                key_probes: Vec::new(),
+                problems: if ok { vec![] } else { vec!["broken".into()] },
+                warnings: vec!["soon".into()],
+            }],
+        }
+    }
+
+    fn validated() -> Dnssec {
+        Dnssec {
+            validated: true,
+            detail: "validated".into(),
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let finish = |hosts: Vec<HostCheck>, dnssec: Dnssec| {
+            let mut r = CheckReport::new("example", dnssec);
+            r.hosts = hosts;
+            r.finish()
+        };
+        let ok = finish(vec![host(true, vec![], true)], validated());
+        assert_eq!((ok.verdict, ok.ok), ("ok", true));
+        assert_eq!(ok.warnings, ["mx.example[192.0.2.1]:25: soon"]);
+        let failed = finish(vec![host(true, vec![], false)], validated());
+        assert_eq!((failed.verdict, failed.ok), ("failed", false));
+        assert_eq!(failed.problems, ["mx.example[192.0.2.1]:25: broken"]);
+        let no_dane = finish(
+            vec![host(false, vec!["no DANE: x".into()], true)],
+            validated(),
+        );
+        assert_eq!(no_dane.verdict, "no-dane");
+        assert_eq!(no_dane.problems, ["mx.example: no DANE: x"]);
+        let mixed = finish(
+            vec![
+                host(true, vec![], true),
+                host(false, vec!["no DANE: x".into()], true),
+            ],
+            validated(),
+        );
+        assert_eq!(mixed.verdict, "failed");
+        let broken_dns = finish(
+            vec![host(true, vec![], true)],
+            Dnssec {
+                validated: false,
+                detail: "x".into(),
+            },
+        );
+        assert_eq!(broken_dns.verdict, "error");
+        let unchecked = CheckReport::unchecked("example", validated(), "no resolver".into());
+        assert_eq!(unchecked.finish().verdict, "error");
+    }
+}

@@ -303,7 +303,13 @@ fn hello_for(
     });
     let floor = Floor::for_policy(tls == TlsMode::Required, &ctx.config.tls);
     let tls_config = match (engine, &verifier) {
-        (Engine::Rustls, Some(v)) => Connector::primary(crate::tls::dane_config(v.clone())),
+        (Engine::Rustls, Some(v)) => Connector::primary(crate::tls::dane_config(
+            v.clone(),
+            ctx.config.tls.min_version,
+        )),
+        (Engine::Rustls, None) if tls == TlsMode::Required => {
+            Connector::primary(ctx.tls_encrypt.clone())
+        }
         (Engine::Rustls, None) => Connector::primary(ctx.tls_opportunistic.clone()),
         (Engine::Legacy, Some(v)) => Connector::legacy(LegacyConfig {
             verifier: v.clone(),

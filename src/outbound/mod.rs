@@ -36,7 +36,11 @@ pub struct Context {
     pub config: Arc<Config>,
     pub resolver: Arc<dyn Resolver>,
     pub planner: Planner,
+    /// rustls without authentication, from `[tls] opportunistic_min_version`.
     pub tls_opportunistic: Arc<ClientConfig>,
+    /// rustls without authentication where TLS is required, from `[tls]
+    /// min_version`.
+    pub tls_encrypt: Arc<ClientConfig>,
     pub timeouts: Arc<Timeouts>,
     pub pool: Arc<Pool>,
 }
@@ -49,12 +53,16 @@ impl Context {
             Duration::from_secs(config.timeouts.connection_cache),
             Duration::from_secs(config.timeouts.connection_reuse_limit),
         );
+        let tls_opportunistic =
+            crate::tls::opportunistic_config(config.tls.opportunistic_min_version);
+        let tls_encrypt = crate::tls::opportunistic_config(config.tls.min_version);
         Context {
             config: Arc::new(config),
             resolver,
             planner,
             pool,
-            tls_opportunistic: crate::tls::opportunistic_config(),
+            tls_opportunistic,
+            tls_encrypt,
             timeouts,
         }
     }

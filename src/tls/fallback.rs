@@ -47,7 +47,7 @@ impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Mismatch::Version => f.write_str(
-                "no TLS version in common with the server (it offers neither TLSv1.2 nor TLSv1.3, all the primary engine speaks)",
+                "no TLS version in common with the server (it offers none of those the primary engine speaks, TLSv1.2 and TLSv1.3)",
             ),
             Mismatch::Parameters => f.write_str(
                 "no TLS version or cipher suite in common with the server (the primary engine offers TLSv1.2 and TLSv1.3 with ECDHE and AEAD suites only)",
@@ -67,9 +67,10 @@ pub fn mismatch(e: &Error) -> Option<Mismatch> {
         Error::AlertReceived(
             AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity,
         ) => Some(Mismatch::Parameters),
-        Error::PeerIncompatible(PeerIncompatible::ServerDoesNotSupportTls12Or13) => {
-            Some(Mismatch::Version)
-        }
+        Error::PeerIncompatible(
+            PeerIncompatible::ServerDoesNotSupportTls12Or13
+            | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+        ) => Some(Mismatch::Version),
         Error::PeerIncompatible(PeerIncompatible::ServerRejectedEncryptedClientHello(_)) => None,
         Error::PeerIncompatible(_) => Some(Mismatch::Parameters),
         Error::PeerMisbehaved(
@@ -261,7 +262,7 @@ mod tests {
                 want: Err(None),
             },
         ];
-        let config = crate::tls::opportunistic_config();
+        let config = crate::tls::opportunistic_config(crate::tls::version::TlsVersion::Tls1_0);
         for r in rows {
             let key = testpki::key(r.key);
             let cert = testpki::certificate(&key, "mx.example.net");

@@ -392,6 +392,56 @@ fn sample(text: &str, series: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `danegate check` says which engine each address needed and why.
+fn check_names_the_engine(lab: &DnsLab) {
+    use crate::check::{check_config, run_check};
+    let config = check_config(lab, "check-interop");
+    let c = run_check(&config, "dane-cbc.interop.test", true);
+    let a = c.address("mx.dane-cbc.interop.test", "127.0.25.109");
+    assert_eq!(c.status, Some(0), "{}", c.context());
+    assert_eq!(a["tls"]["engine"], "legacy", "{}", c.context());
+    assert_eq!(a["tls"]["authentication"], "Verified", "{}", c.context());
+    assert_eq!(a["tls"]["protocol"], "TLSv1.2", "{}", c.context());
+    assert_eq!(
+        a["tls"]["cipher"],
+        "ECDHE-RSA-AES256-SHA",
+        "{}",
+        c.context()
+    );
+    assert_eq!(
+        a["tls"]["primary_engine_failure"],
+        "no TLS version or cipher suite in common with the server (the primary engine offers TLSv1.2 and TLSv1.3 with ECDHE and AEAD suites only)",
+        "{}",
+        c.context()
+    );
+    assert_eq!(a["dane"]["verified"], true, "{}", c.context());
+    let c = run_check(&config, "dane-p521.interop.test", true);
+    let a = c.address("mx.dane-p521.interop.test", "127.0.25.111");
+    assert_eq!(c.status, Some(0), "{}", c.context());
+    assert_eq!(a["tls"]["engine"], "legacy", "{}", c.context());
+    assert_eq!(a["tls"]["protocol"], "TLSv1.3", "{}", c.context());
+    let c = run_check(&config, "dane-tls13-p256.interop.test", true);
+    let a = c.address("mx.dane-tls13-p256.interop.test", "127.0.25.101");
+    assert_eq!(c.status, Some(0), "{}", c.context());
+    assert_eq!(a["tls"]["engine"], "rustls", "{}", c.context());
+    assert_eq!(a["tls"]["primary_engine_failure"], serde_json::Value::Null);
+    let c = run_check(&config, "dane-tls11.interop.test", true);
+    let a = c.address("mx.dane-tls11.interop.test", "127.0.25.108");
+    assert_eq!(c.status, Some(1), "{}", c.context());
+    assert_eq!(
+        a["error"],
+        "TLS handshake failed: no TLS version in common with the server (it offers none of TLSv1.2 to TLSv1.3; [tls] min_version where TLS is required)",
+        "{}",
+        c.context()
+    );
+    let text = run_check(&config, "dane-cbc.interop.test", false);
+    assert!(
+        text.stdout_text().contains("      needs the legacy TLS engine (OpenSSL): rustls: no TLS version or cipher suite in common with the server"),
+        "{}",
+        text.context()
+    );
+}
+
 #[test]
 #[ignore = "needs the integration lab: run integration/test-all"]
 fn interop_receivers_danegate_matches_the_postfix_dane_relay() {
@@ -439,6 +489,7 @@ fn interop_receivers_danegate_matches_the_postfix_dane_relay() {
         let series = format!("danegate_tls_fallbacks_total{{reason=\"{reason}\"}}");
         assert!(sample(&m, &series) >= 1, "{series}:\n{m}");
     }
+    check_names_the_engine(&lab);
     // The connection line names the engine.
     crate::dane::log_line(
         &danegate,

@@ -202,12 +202,12 @@ async fn attempt(
     let (hello, verifier) = hello_for(ctx, plan, host, protection, Engine::Rustls);
     let mut result = try_address(ctx, peer, &hello).await;
     let mut verifier = verifier;
-    if let (Err(OutboundError::Tls { peer, cause }), Some(mismatch)) =
+    if let (Err(e @ OutboundError::Tls { peer, cause }), Some(mismatch)) =
         (&result, hello.tls_config.mismatch())
     {
         if ctx.config.tls.legacy.is_on() {
             metrics::global().tls_fallback(mismatch.metric_word());
-            info!(peer = %peer, "{cause}; trying again with the legacy TLS engine (OpenSSL)");
+            info!(peer = %peer, "{e}; trying again with the legacy TLS engine (OpenSSL)");
             let (hello, v) = hello_for(ctx, plan, host, protection, Engine::Legacy);
             result = try_address(ctx, peer, &hello).await;
             verifier = v;

@@ -17,11 +17,15 @@
 //!   [`outbound::client`] (the SMTP client conversation),
 //!   [`outbound::stage`] (each state's timeout and description) and
 //!   [`outbound::failure`] (why an attempt failed, as a reply).
-//! - [`tls`]: every rustls type: [`tls::config`] (the one client
-//!   configuration builder), the certificate verifiers
+//! - [`tls`]: every rustls and OpenSSL type: [`tls::config`] (the one
+//!   client configuration builder), the certificate verifiers
 //!   ([`tls::opportunistic`], [`tls::dane`], and [`tls::record`] for
 //!   `check`), [`tls::tlsa`] (TLSA record semantics), [`tls::stream`] (the
-//!   STARTTLS stream) and [`tls::state`] (how a connection was protected).
+//!   STARTTLS stream, with either engine), [`tls::state`] (how a connection
+//!   was protected), and the legacy engine for servers rustls cannot talk
+//!   to: [`tls::legacy`] (OpenSSL under the same verifiers),
+//!   [`tls::fallback`] (when it may be used), [`tls::keys`],
+//!   [`tls::chain_algs`], [`tls::version`].
 //! - [`dns`]: the resolver trait and answers classified secure / insecure /
 //!   failed; [`dns::hickory`] is the only file that knows hickory.
 //! - [`policy`]: the pure policy decision (dane-rules §4).

@@ -49,8 +49,8 @@ mod faultmx;
 mod faultrun;
 mod gate;
 // `interop`: real Postfix receivers with every TLS setting of issue 12,
-// danegate compared with a Postfix DANE relay on each (`interop_pki`: their
-// certificates).
+// danegate compared with a Postfix DANE relay on each (`interop_cases`: the
+// receivers and domains as data; `interop_pki`: their certificates).
 mod interop;
 mod interop_cases;
 mod interop_pki;

@@ -117,21 +117,8 @@ fn loaded(path: Option<&Path>) -> Result<Config, ExitCode> {
     }
 }
 
-pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => Some(r),
-        Err(e) => {
-            error!("cannot start the runtime: {e}");
-            None
-        }
-    }
-}
-
 fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
-    let Some(rt) = runtime() else {
+    let Some(rt) = crate::ops::runtime() else {
         return ExitCode::FAILURE;
     };
     rt.block_on(async move {

@@ -11,6 +11,7 @@
 pub mod answer;
 pub mod connection;
 mod content;
+mod env;
 pub mod session;
 mod summary;
 mod transaction;

@@ -10,22 +10,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
 use super::answer::Answer;
 use super::connection::{Connection, Framed, InputError};
-use super::summary::Who;
+use super::env::Env;
 use super::transaction::{Next, Transaction};
-use crate::outbound::client::Client;
-use crate::outbound::connect;
 use crate::outbound::pool::Destination;
 use crate::outbound::stage::Stage;
-use crate::outbound::transaction::Envelope;
 use crate::outbound::Context;
 use crate::smtp::command::{parse_command, Body, Command, MailParams, ReversePath};
 
@@ -53,84 +48,6 @@ pub struct Session<S> {
     shutdown: watch::Receiver<bool>,
 }
 
-/// What a transaction may use of its session while it handles a command.
-pub(super) struct Env<'a, S> {
-    pub conn: &'a mut Connection<S>,
-    pub ctx: &'a Context,
-    pub id: &'a str,
-    client: SocketAddr,
-    idle: &'a mut Option<Destination>,
-    errors: &'a mut u32,
-}
-
-impl<S> Env<'_, S> {
-    pub fn answer(&mut self, a: Answer<'_>) {
-        self.conn.queue(&a.reply());
-    }
-
-    /// Answers a command that should not have come (it counts towards the
-    /// error limit).
-    pub fn refuse(&mut self, a: Answer<'_>) {
-        self.answer(a);
-        *self.errors += 1;
-    }
-
-    /// How long the client may stay silent.
-    pub fn idle_limit(&self) -> Duration {
-        Stage::InboundCommand.timeout(&self.ctx.timeouts)
-    }
-
-    /// Input stopped inside a transaction: a silent client is told why it
-    /// is disconnected.
-    pub fn input_failed(&mut self, e: &InputError) {
-        debug!(session = %self.id, "input ended in a transaction: {e}");
-        if matches!(e, InputError::Timeout) {
-            self.answer(Answer::IdleTimeout);
-        }
-    }
-
-    pub fn who(&self) -> Who<'_> {
-        Who {
-            session: self.id,
-            client: self.client,
-            note: connect::test_note(self.ctx),
-        }
-    }
-
-    /// A quiet conversation for `domain` to reuse: this session's idle one
-    /// when it goes there, else one from the cache (this session's idle
-    /// one, going elsewhere, goes to the cache).
-    pub async fn reuse(&mut self, domain: &str) -> Option<Client<TcpStream>> {
-        if let Some(mut d) = self.idle.take() {
-            if d.domain == domain && self.ctx.pool.reusable(&d.client) && d.client.is_clean().await
-            {
-                return Some(d.client);
-            }
-            self.ctx.pool.put(d).await;
-        }
-        self.ctx.pool.take(domain).await.map(|d| d.client)
-    }
-
-    /// Keeps a conversation the destination gave back for this session's
-    /// next transaction (one kept before goes to the cache).
-    pub fn keep_idle(&mut self, domain: &str, client: Client<TcpStream>) {
-        let before = self.idle.replace(Destination {
-            domain: domain.to_owned(),
-            client,
-        });
-        if let Some(d) = before {
-            let pool = self.ctx.pool.clone();
-            tokio::spawn(async move { pool.put(d).await });
-        }
-    }
-
-    /// Ends an abandoned envelope politely in the background (QUIT is
-    /// allowed outside the content), bounded by the QUIT timeout.
-    pub fn spawn_quit(&self, e: Envelope<TcpStream>) {
-        tokio::spawn(e.quit());
-    }
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn new(
         io: S,
@@ -153,14 +70,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     fn env(&mut self) -> Env<'_, S> {
-        Env {
-            conn: &mut self.conn,
-            ctx: &self.ctx,
-            id: &self.id,
-            client: self.client,
-            idle: &mut self.idle,
-            errors: &mut self.errors,
-        }
+        Env::new(
+            &mut self.conn,
+            &self.ctx,
+            &self.id,
+            self.client,
+            &mut self.idle,
+            &mut self.errors,
+        )
     }
 
     fn answer(&mut self, a: Answer<'_>) {

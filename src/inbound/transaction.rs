@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 
 use super::answer::Answer;
 use super::connection::Slot;
-use super::session::Env;
+use super::env::Env;
 use super::summary::{self, Outcome};
 use crate::outbound::client::{Client, Peer};
 use crate::outbound::failure::Failure;

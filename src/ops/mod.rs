@@ -46,3 +46,18 @@ fn print_report<R: Serialize>(
         ExitCode::from(1)
     }
 }
+
+/// The runtime an operator command (and `run`) works in; `None`, after
+/// logging why, when it cannot start.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            None
+        }
+    }
+}

@@ -17,7 +17,7 @@ use crate::tls::tlsa;
 /// configured resolver and prints the plan. Exit status 1 when the domain
 /// cannot be planned.
 pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
-    let Some(rt) = crate::cli::runtime() else {
+    let Some(rt) = super::runtime() else {
         return ExitCode::FAILURE;
     };
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();

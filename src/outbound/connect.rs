@@ -26,7 +26,7 @@ use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
 use crate::tls::legacy::{Floor, LegacyConfig};
 use crate::tls::stream::Connector;
-use crate::tls::{Engine, TlsState, UnauthenticatedVerifier};
+use crate::tls::{Engine, UnauthenticatedVerifier};
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
@@ -46,9 +46,10 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
                 let state = client.tls_state();
-                metrics::global().tls(tls_word(state));
+                let word = state.label().to_ascii_lowercase();
+                metrics::global().tls(&word);
                 if let Some(s) = state.session().filter(|s| s.engine == Engine::Legacy) {
-                    metrics::global().tls_legacy(tls_word(state), &s.protocol, &s.cipher);
+                    metrics::global().tls_legacy(&word, &s.protocol, &s.cipher);
                 }
                 let note = test_note(ctx);
                 info!(
@@ -357,14 +358,4 @@ async fn try_address(
     };
     let _ = stream.set_nodelay(true);
     Client::open(stream, peer.clone(), hello).await
-}
-
-fn tls_word(state: &TlsState) -> &'static str {
-    match state {
-        TlsState::None => "plaintext",
-        TlsState::Anonymous { .. } => "anonymous",
-        TlsState::Untrusted { .. } => "untrusted",
-        TlsState::Trusted { .. } => "trusted",
-        TlsState::Verified { .. } => "verified",
-    }
 }

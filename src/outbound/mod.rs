@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod error;
 pub mod failure;
 pub mod plan;
 pub mod pool;
@@ -23,7 +24,7 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
+use crate::tls::ClientConfig;
 
 use crate::config::{Config, Timeouts};
 use crate::dns::Resolver;

@@ -17,7 +17,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::client::{OutboundError, Peer};
+use super::error::{OutboundError, Peer};
 use super::stage::{Stage, Verdict};
 use crate::config::Timeouts;
 use crate::smtp::reply::{parse_reply, Reply, ReplyError};

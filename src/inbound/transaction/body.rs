@@ -11,7 +11,7 @@ use super::{Next, Owed, State, Transaction};
 use crate::inbound::answer::Answer;
 use crate::inbound::connection::InputError;
 use crate::inbound::content::{relay_chunk, relay_data, relay_data_as_bdat, ChunkSink, DataEnd};
-use crate::inbound::session::Env;
+use crate::inbound::env::Env;
 use crate::inbound::summary::Outcome;
 use crate::outbound::client::Client;
 use crate::outbound::failure::Failure;

@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 
 use super::{path_text, Owed, State, Transaction};
 use crate::inbound::answer::Answer;
-use crate::inbound::session::Env;
+use crate::inbound::env::Env;
 use crate::inbound::summary::Outcome;
 use crate::outbound::client::{refusal, Client};
 use crate::outbound::connect;

@@ -62,14 +62,18 @@ pub(super) async fn relay_data<S: AsyncRead + AsyncWrite + Unpin>(
         let progress = decoder.feed(conn.buffered(), &mut out);
         conn.consume(progress.consumed);
         let refused = decoder.violation().is_some() || decoder.content_len() > max;
-        if failure.is_none() && !refused && !out.is_empty() {
+        if refused || failure.is_some() {
+            out.clear();
+        }
+        if progress.done {
+            // The last piece goes in one write with the final dot.
+            break;
+        }
+        if !out.is_empty() {
             if let Err(e) = dest.send(&out).await {
                 failure = Some(e);
             }
-        }
-        out.clear();
-        if progress.done {
-            break;
+            out.clear();
         }
         if let Err(e) = conn.fill(idle).await {
             return DataEnd::ClientGone(e);
@@ -84,7 +88,8 @@ pub(super) async fn relay_data<S: AsyncRead + AsyncWrite + Unpin>(
     } else if let Some(e) = failure {
         DataEnd::Failed(e)
     } else {
-        match dest.finish(b".\r\n").await {
+        out.extend_from_slice(b".\r\n");
+        match dest.finish(&out).await {
             Ok(f) => DataEnd::Finished(Box::new(f)),
             Err(e) => DataEnd::Failed(e),
         }

@@ -235,7 +235,7 @@ async fn dane_cbc_only_destination_is_verified_through_the_legacy_engine() {
     assert_eq!(summary.message, "delivered");
     assert_eq!(
         summary.field("tls"),
-        Some(format!("verified legacy TLSv1.2 {CBC} ({m})").as_str())
+        Some(format!("verified(dane) legacy TLSv1.2 {CBC} ({m})").as_str())
     );
 }
 

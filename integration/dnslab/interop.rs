@@ -169,7 +169,9 @@ fn danegate_seen(gate: &Running, rx: &Postfix, d: &Domain) -> Option<Seen> {
     };
     let tls = field(line, "tls").unwrap_or_else(|| "?".into());
     let receiver_tls = received_tls(rx, &d.rcpt(), &format!("dg-{}", d.label))?;
-    let outcome = match tls.split_whitespace().next() {
+    // `verified(dane) ...`: the word before the mechanism.
+    let word = tls.split([' ', '(']).next();
+    let outcome = match word {
         Some("verified") => Outcome::Verified,
         Some("untrusted") => Outcome::Untrusted,
         Some("anonymous") => Outcome::Anonymous,

@@ -56,11 +56,13 @@ mod gate;
 mod interop;
 mod interop_cases;
 mod interop_pki;
+mod policyhost;
 mod published;
 mod relay;
 mod resolve;
 mod startup;
 mod strip;
+mod sts;
 
 // The `lab` target's Postfix instances, for the end-to-end tests in `relay`
 // and `dane`.

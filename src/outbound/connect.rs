@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::metrics;
 use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
 use crate::outbound::failure::Failure;
+use crate::outbound::mtasts;
 use crate::outbound::plan::{Host, Plan, SkipReason};
 use crate::outbound::pool::Destination;
 use crate::outbound::stage::Stage;
@@ -26,7 +27,8 @@ use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
 use crate::tls::legacy::{Floor, LegacyConfig};
 use crate::tls::stream::Connector;
-use crate::tls::{Engine, UnauthenticatedVerifier};
+use crate::tls::webpki::StsVerifier;
+use crate::tls::Engine;
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
@@ -35,6 +37,7 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         .planner
         .plan(ctx.resolver.as_ref(), &ctx.config, domain)
         .await?;
+    mtasts::log_plan(session, &plan);
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
         if matches!(&skipped.reason, SkipReason::Dns(e) if e.rtype == "TLSA") {
@@ -46,10 +49,10 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
                 let state = client.tls_state();
-                let word = state.label().to_ascii_lowercase();
-                metrics::global().tls(&word);
+                let word = state.metric_label();
+                metrics::global().tls(word);
                 if let Some(s) = state.session().filter(|s| s.engine == Engine::Legacy) {
-                    metrics::global().tls_legacy(&word, &s.protocol, &s.cipher);
+                    metrics::global().tls_legacy(word, &s.protocol, &s.cipher);
                 }
                 let note = test_note(ctx);
                 info!(
@@ -64,8 +67,8 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
                 });
             }
             Err(e) => {
-                warn!(session, domain, "delivery attempt failed: {e}");
-                let f = Failure::Outbound(e);
+                let f = mtasts::failure(&plan, host, e);
+                warn!(session, domain, "delivery attempt failed: {f}");
                 if worst
                     .as_ref()
                     .is_none_or(|w| f.specificity() >= w.specificity())
@@ -99,6 +102,9 @@ enum Protection {
     Encrypt,
     /// STARTTLS required, certificate matched against TLSA records.
     Dane,
+    /// STARTTLS required, certificate valid for the MX host name under
+    /// the WebPKI (an MTA-STS `enforce` policy).
+    Sts,
 }
 
 /// A TLS problem that enforcement would defer for (4.7.4, 4.7.5).
@@ -154,7 +160,9 @@ async fn try_host(
             Requirement::Opportunistic => Protection::Opportunistic,
             Requirement::TlsRequired => Protection::Encrypt,
             Requirement::DaneRequired => Protection::Dane,
+            Requirement::StsRequired => Protection::Sts,
         };
+        mtasts::observe_not_allowed(plan, host, &peer);
         let e = match attempt(ctx, plan, host, &peer, wanted).await {
             Ok(c) => return Ok(c),
             Err(e) => e,
@@ -191,7 +199,7 @@ async fn try_host(
 /// and once more with the legacy engine (OpenSSL) when rustls and the
 /// server had no protocol version, cipher suite, key exchange or
 /// signature algorithm in common and `[tls] legacy` is on
-/// ([`crate::tls::fallback`]). The same verifier judges the chain either
+/// ([`crate::tls::fallback`]). The same verifiers judge the chain either
 /// way; a verification failure is never tried again.
 async fn attempt(
     ctx: &Context,
@@ -200,9 +208,8 @@ async fn attempt(
     peer: &Peer,
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let (hello, verifier) = hello_for(ctx, plan, host, protection, Engine::Rustls);
+    let (hello, mut verifiers) = hello_for(ctx, plan, host, protection, Engine::Rustls);
     let mut result = try_address(ctx, peer, &hello).await;
-    let mut verifier = verifier;
     if let (Err(e @ OutboundError::Tls { peer, cause }), Some(mismatch)) =
         (&result, hello.tls_config.mismatch())
     {
@@ -211,7 +218,7 @@ async fn attempt(
             info!(peer = %peer, "{e}; trying again with the legacy TLS engine (OpenSSL)");
             let (hello, v) = hello_for(ctx, plan, host, protection, Engine::Legacy);
             result = try_address(ctx, peer, &hello).await;
-            verifier = v;
+            verifiers = v;
         } else {
             result = Err(OutboundError::Tls {
                 peer: peer.clone(),
@@ -219,19 +226,27 @@ async fn attempt(
             });
         }
     }
-    judge(plan, host, protection, verifier, result)
+    judge(plan, host, protection, verifiers, result)
 }
 
-/// What the DANE verifier of an attempt proved (or why it refused), on
-/// top of the attempt's result; counts the DANE result.
+/// The verifiers of one attempt, to ask afterwards what they proved.
+struct Verifiers {
+    dane: Option<Arc<DaneVerifier>>,
+    /// Under an MTA-STS policy the connection carries its WebPKI check
+    /// (RFC 8461 §4.2: of the MX host name, also the SNI).
+    sts: Option<Arc<StsVerifier>>,
+}
+
+/// What the verifiers of an attempt proved (or why they refused), on top
+/// of the attempt's result; counts the DANE result.
 fn judge(
     plan: &Plan,
     host: &Host,
     protection: Protection,
-    verifier: Option<Arc<DaneVerifier>>,
+    verifiers: Verifiers,
     result: Result<Client<TcpStream>, OutboundError>,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let Some(v) = verifier else {
+    let Some(v) = verifiers.dane else {
         if protection != Protection::Off {
             metrics::global().dane(match host.tlsa {
                 TlsaStatus::AllUnusable => "unusable",
@@ -239,7 +254,10 @@ fn judge(
                 _ => "not_applicable",
             });
         }
-        return result;
+        return match &verifiers.sts {
+            Some(v) => mtasts::conclude(result, v, protection == Protection::Sts, plan, host),
+            None => result,
+        };
     };
     metrics::global().dane(if v.matched().is_some() {
         "ok"
@@ -273,23 +291,22 @@ fn judge(
     }
 }
 
-/// The conversation settings for one attempt with one TLS engine; for
-/// DANE also the connection's own verifier, to ask afterwards what
-/// matched.
+/// The conversation settings for one attempt with one TLS engine, and its
+/// own verifiers (DANE, MTA-STS).
 fn hello_for(
     ctx: &Context,
     plan: &Plan,
     host: &Host,
     protection: Protection,
     engine: Engine,
-) -> (Hello, Option<Arc<DaneVerifier>>) {
+) -> (Hello, Verifiers) {
     let tls = match protection {
         Protection::Off => TlsMode::Off,
         Protection::Opportunistic => TlsMode::Opportunistic,
-        Protection::Encrypt | Protection::Dane => TlsMode::Required,
+        Protection::Encrypt | Protection::Dane | Protection::Sts => TlsMode::Required,
     };
     let base = host.tlsa_base.as_ref().unwrap_or(&host.name);
-    let verifier = (protection == Protection::Dane).then(|| {
+    let dane = (protection == Protection::Dane).then(|| {
         let ids = ReferenceIds {
             tlsa_base: base.clone(),
             mx_host: host.name.clone(),
@@ -302,29 +319,13 @@ fn hello_for(
             crate::tls::provider(),
         ))
     });
-    let floor = Floor::for_policy(tls == TlsMode::Required, &ctx.config.tls);
-    let tls_config = match (engine, &verifier) {
-        (Engine::Rustls, Some(v)) => Connector::primary(crate::tls::dane_config(
-            v.clone(),
-            ctx.config.tls.min_version,
-        )),
-        (Engine::Rustls, None) if tls == TlsMode::Required => {
-            Connector::primary(ctx.tls_encrypt.clone())
-        }
-        (Engine::Rustls, None) => Connector::primary(ctx.tls_opportunistic.clone()),
-        (Engine::Legacy, Some(v)) => Connector::legacy(LegacyConfig {
-            verifier: v.clone(),
-            authenticate: true,
-            floor,
-        }),
-        (Engine::Legacy, None) => Connector::legacy(LegacyConfig {
-            verifier: Arc::new(UnauthenticatedVerifier::new(crate::tls::provider())),
-            authenticate: false,
-            floor,
-        }),
+    let sts = match dane {
+        None => mtasts::verifier(ctx, host, protection == Protection::Sts),
+        Some(_) => None,
     };
+    let tls_config = connector(ctx, engine, tls, &dane, &sts, protection);
     // dane-rules §3.2: SNI is the TLSA base domain.
-    let sni = if verifier.is_some() { base } else { &host.name };
+    let sni = if dane.is_some() { base } else { &host.name };
     let hello = Hello {
         hostname: ctx.config.server.hostname.0.clone(),
         tls_config,
@@ -332,7 +333,40 @@ fn hello_for(
         tls,
         timeouts: ctx.timeouts.clone(),
     };
-    (hello, verifier)
+    (hello, Verifiers { dane, sts })
+}
+
+/// The handshake's engine and verifier: DANE's, MTA-STS's, or none
+/// (opportunistic TLS, TLS required without authentication).
+fn connector(
+    ctx: &Context,
+    engine: Engine,
+    tls: TlsMode,
+    dane: &Option<Arc<DaneVerifier>>,
+    sts: &Option<Arc<StsVerifier>>,
+    protection: Protection,
+) -> Connector {
+    let min = ctx.config.tls.min_version;
+    match engine {
+        Engine::Rustls => Connector::primary(match (dane, sts) {
+            (Some(v), _) => crate::tls::dane_config(v.clone(), min),
+            (None, Some(v)) => crate::tls::webpki::sts_config(v.clone(), min),
+            (None, None) if tls == TlsMode::Required => ctx.tls_encrypt.clone(),
+            (None, None) => ctx.tls_opportunistic.clone(),
+        }),
+        Engine::Legacy => {
+            let floor = Floor::for_policy(tls == TlsMode::Required, &ctx.config.tls);
+            Connector::legacy(match (dane, sts) {
+                (Some(v), _) => LegacyConfig::dane(v.clone(), floor),
+                // An `enforce` policy's check must pass; a `testing`
+                // policy's only observes.
+                (None, Some(v)) => {
+                    LegacyConfig::sts(v.clone(), protection == Protection::Sts, floor)
+                }
+                (None, None) => LegacyConfig::unauthenticated(floor),
+            })
+        }
+    }
 }
 
 async fn try_address(

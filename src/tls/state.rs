@@ -1,8 +1,11 @@
 //! How an outbound connection was protected, in Postfix's vocabulary
-//! (`Verified`, `Trusted`, `Untrusted`, `Anonymous`, plaintext), and the
-//! per-connection log line that says so, with the TLS engine that carried
-//! it (rustls, or the legacy engine: OpenSSL). It records what the
-//! handshake and the verifier found; it decides nothing.
+//! (`Verified`, `Trusted`, `Untrusted`, `Anonymous`, plaintext), with the
+//! TLS engine that carried it (rustls, or the legacy engine: OpenSSL), and
+//! the per-connection log line that says so. Summary lines name the
+//! mechanism that verified a connection: `verified(dane)`,
+//! `trusted(dane)`, `verified(sts)`, and `legacy` when OpenSSL carried it.
+//! It records what the handshake and the verifier found; it decides
+//! nothing.
 
 use std::fmt;
 
@@ -65,6 +68,9 @@ pub enum TlsState {
     /// DANE matched and the host name came from a secure MX RRset (or a
     /// static route).
     Verified { session: Session, matched: String },
+    /// MTA-STS: the certificate is valid for the MX host name under the
+    /// WebPKI, and the host is allowed by the domain's policy.
+    VerifiedSts { session: Session, matched: String },
 }
 
 impl TlsState {
@@ -114,7 +120,8 @@ impl TlsState {
             TlsState::Anonymous(s)
             | TlsState::Untrusted(s)
             | TlsState::Trusted { session: s, .. }
-            | TlsState::Verified { session: s, .. } => Some(s),
+            | TlsState::Verified { session: s, .. }
+            | TlsState::VerifiedSts { session: s, .. } => Some(s),
         }
     }
 
@@ -139,6 +146,29 @@ impl TlsState {
         }
     }
 
+    /// The same connection, its certificate valid under the WebPKI for
+    /// an MTA-STS policy (`matched` says for what).
+    pub fn sts_verified(&self, matched: String) -> TlsState {
+        let Some(session) = self.session().cloned() else {
+            return TlsState::None;
+        };
+        TlsState::VerifiedSts { session, matched }
+    }
+
+    /// The `state` label of the TLS connection metric, naming the
+    /// mechanism of a verified connection: `verified_dane`,
+    /// `verified_sts`, `trusted`, `untrusted`, `anonymous`, `plaintext`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            TlsState::None => "plaintext",
+            TlsState::Anonymous { .. } => "anonymous",
+            TlsState::Untrusted { .. } => "untrusted",
+            TlsState::Trusted { .. } => "trusted",
+            TlsState::Verified { .. } => "verified_dane",
+            TlsState::VerifiedSts { .. } => "verified_sts",
+        }
+    }
+
     /// Postfix's word for the connection: `Verified`, `Trusted`,
     /// `Untrusted`, `Anonymous`, or none for plaintext.
     pub fn label(&self) -> &'static str {
@@ -147,13 +177,14 @@ impl TlsState {
             TlsState::Anonymous { .. } => "Anonymous",
             TlsState::Untrusted { .. } => "Untrusted",
             TlsState::Trusted { .. } => "Trusted",
-            TlsState::Verified { .. } => "Verified",
+            TlsState::Verified { .. } | TlsState::VerifiedSts { .. } => "Verified",
         }
     }
 
     /// The per-connection log line, e.g. "Verified TLS connection
     /// established to mx[192.0.2.1]:25: TLSv1.3 with cipher X; matched
-    /// DANE-EE 3 1 1 2c8a4f01… at depth 0".
+    /// DANE-EE 3 1 1 2c8a4f01… at depth 0", with "by the legacy TLS engine
+    /// (OpenSSL)" after the cipher when OpenSSL carried it.
     pub fn connection_line(&self, peer: &impl fmt::Display) -> String {
         match self {
             TlsState::None => format!("plaintext connection to {peer}"),
@@ -162,30 +193,33 @@ impl TlsState {
                 self.label(),
                 s.phrase()
             ),
-            TlsState::Trusted { session, matched } | TlsState::Verified { session, matched } => {
-                format!(
-                    "{} TLS connection established to {peer}: {}; matched {matched}",
-                    self.label(),
-                    session.phrase()
-                )
-            }
+            TlsState::Trusted { session, matched }
+            | TlsState::Verified { session, matched }
+            | TlsState::VerifiedSts { session, matched } => format!(
+                "{} TLS connection established to {peer}: {}; matched {matched}",
+                self.label(),
+                session.phrase()
+            ),
         }
     }
 }
 
 impl fmt::Display for TlsState {
     /// The summary line's `tls=` value: `none`, `untrusted TLSv1.3 X`,
-    /// `verified legacy TLSv1.2 ECDHE-RSA-AES256-SHA (DANE-EE 3 1 1 …)`.
+    /// `verified(dane) legacy TLSv1.2 ECDHE-RSA-AES256-SHA (DANE-EE 3 1 1 …)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsState::None => f.write_str("none"),
             TlsState::Anonymous(s) => write!(f, "anonymous {}", s.words()),
             TlsState::Untrusted(s) => write!(f, "untrusted {}", s.words()),
             TlsState::Trusted { session, matched } => {
-                write!(f, "trusted {} ({matched})", session.words())
+                write!(f, "trusted(dane) {} ({matched})", session.words())
             }
             TlsState::Verified { session, matched } => {
-                write!(f, "verified {} ({matched})", session.words())
+                write!(f, "verified(dane) {} ({matched})", session.words())
+            }
+            TlsState::VerifiedSts { session, matched } => {
+                write!(f, "verified(sts) {} ({matched})", session.words())
             }
         }
     }

@@ -107,6 +107,38 @@ impl std::fmt::Debug for LegacyConfig {
 }
 
 impl LegacyConfig {
+    /// DANE: the chain must match the host's TLSA records.
+    pub fn dane(verifier: Arc<super::dane::DaneVerifier>, floor: Floor) -> LegacyConfig {
+        LegacyConfig {
+            verifier,
+            authenticate: true,
+            floor,
+        }
+    }
+
+    /// MTA-STS: the chain must be valid for the MX host name under the
+    /// WebPKI (`enforce`), or is only observed (`testing`).
+    pub fn sts(
+        verifier: Arc<super::webpki::StsVerifier>,
+        enforce: bool,
+        floor: Floor,
+    ) -> LegacyConfig {
+        LegacyConfig {
+            verifier,
+            authenticate: enforce,
+            floor,
+        }
+    }
+
+    /// No authentication: opportunistic TLS, or TLS required without it.
+    pub fn unauthenticated(floor: Floor) -> LegacyConfig {
+        LegacyConfig {
+            verifier: Arc::new(super::UnauthenticatedVerifier::new(super::provider())),
+            authenticate: false,
+            floor,
+        }
+    }
+
     /// The TLS 1.2-and-below cipher list offered: everything OpenSSL has
     /// but NULL encryption, in OpenSSL's order (ECDHE and AEAD first);
     /// anonymous suites last, and only when nothing is authenticated.

@@ -483,7 +483,7 @@ fn interop_receivers_danegate_matches_the_postfix_dane_relay() {
 
     // The metrics say which destinations needed the legacy engine.
     let m = metrics_text();
-    let legacy_cbc = "danegate_tls_legacy_connections_total{state=\"verified\",protocol=\"TLSv1.2\",cipher=\"ECDHE-RSA-AES256-SHA\"}";
+    let legacy_cbc = "danegate_tls_legacy_connections_total{state=\"verified_dane\",protocol=\"TLSv1.2\",cipher=\"ECDHE-RSA-AES256-SHA\"}";
     assert!(sample(&m, legacy_cbc) >= 1, "{m}");
     let anonymous = "danegate_tls_legacy_connections_total{state=\"anonymous\",protocol=\"TLSv1.2\",cipher=\"ADH-AES256-GCM-SHA384\"}";
     assert!(sample(&m, anonymous) >= 1, "{m}");

@@ -149,7 +149,13 @@ pub(crate) fn wait_new_status(
 /// danegate (validate mode through the validating unbound, DNSKEY anchor,
 /// IPv4 only: mx1.secure.test also has AAAA ::1, where nothing of the lab
 /// listens) listening on `listen`, started and listening.
-fn start_gate(lab: &DnsLab, listen: SocketAddr, name: &str, mode: &str, extra: &str) -> Running {
+pub(crate) fn start_gate(
+    lab: &DnsLab,
+    listen: SocketAddr,
+    name: &str,
+    mode: &str,
+    extra: &str,
+) -> Running {
     let dns = Dns::Validate {
         via: VALIDATING,
         anchor: Anchor::Dnskey,

@@ -110,7 +110,10 @@ fn relay_through_a_signed_dname_is_dane_verified() {
         "{line}"
     );
     let summary = log_line(&gate, &[&format!("to=<{rcpt}>"), "delivered"]);
-    assert!(summary.contains("tls=\"verified(dane) TLSv1.3"), "{summary}");
+    assert!(
+        summary.contains("tls=\"verified(dane) TLSv1.3"),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -28,6 +28,8 @@
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
 //! - [`state`]: the embedded database that survives restarts.
+//! - [`tlsrpt`]: SMTP TLS Reporting (RFC 8460): every outbound TLS
+//!   session's outcome counted per domain and day, and the daily reports.
 //! - [`ops`]: operator commands ([`ops::check`], [`ops::resolve`],
 //!   [`ops::tlsa`]: `generate | verify | published`), sharing
 //!   [`ops::certs`] (certificate facts) and [`ops::dates`].
@@ -46,3 +48,4 @@ pub mod server;
 pub mod smtp;
 pub mod state;
 pub mod tls;
+pub mod tlsrpt;

@@ -15,6 +15,7 @@
 
 pub mod counts;
 pub mod day;
+pub mod message;
 pub mod model;
 pub mod recorder;
 pub mod report;

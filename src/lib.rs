@@ -29,7 +29,9 @@
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
 //! - [`state`]: the embedded database that survives restarts.
 //! - [`tlsrpt`]: SMTP TLS Reporting (RFC 8460): every outbound TLS
-//!   session's outcome counted per domain and day, and the daily reports.
+//!   session's outcome counted per domain and day, and the report itself;
+//!   [`reporter`]: sending each day's reports (HTTPS, and mail through the
+//!   outbound path).
 //! - [`ops`]: operator commands ([`ops::check`], [`ops::resolve`],
 //!   [`ops::tlsa`]: `generate | verify | published`), sharing
 //!   [`ops::certs`] (certificate facts) and [`ops::dates`].
@@ -44,6 +46,7 @@ pub mod metrics;
 pub mod ops;
 pub mod outbound;
 pub mod policy;
+pub mod reporter;
 pub mod server;
 pub mod smtp;
 pub mod state;

@@ -266,7 +266,15 @@ impl Transaction {
     {
         let domain = self.domain.clone().unwrap_or_default();
         let owed = std::mem::take(&mut self.owed);
-        let mut e = self.open(env, &domain, false).await?;
+        let mut e = match self.open(env, &domain, false).await {
+            Ok(e) => e,
+            Err(f) => {
+                // The recipients still owed keep their places: the
+                // caller answers them with the failure.
+                self.owed = owed;
+                return Err(f);
+            }
+        };
         if !e.pipelining() {
             self.owed = owed;
             e.quit().await;

@@ -19,17 +19,25 @@ use crate::outbound::failure::Failure;
 use crate::outbound::plan::{Host, Plan, SkipReason};
 use crate::outbound::pool::Destination;
 use crate::outbound::stage::Stage;
-use crate::outbound::Context;
+use crate::outbound::{tlsrpt, Context};
 use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
 pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Destination, Failure> {
-    let plan = ctx
+    let plan = match ctx
         .planner
         .plan(ctx.resolver.as_ref(), &ctx.config, domain)
-        .await?;
+        .await
+    {
+        Ok(plan) => plan,
+        Err(e) => {
+            tlsrpt::record_plan_error(ctx, domain, &e);
+            return Err(e.into());
+        }
+    };
+    tlsrpt::record_skipped(ctx, &plan);
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
         if matches!(&skipped.reason, SkipReason::Dns(e) if e.rtype == "TLSA") {
@@ -134,6 +142,9 @@ async fn try_host(
             host: host.name.clone(),
             addr: SocketAddr::new(*ip, host.port),
         };
+        if let Requirement::Refuse(reason) = host.requirement {
+            tlsrpt::record_refusal(ctx, plan, host, &peer, reason);
+        }
         let wanted = match host.requirement {
             Requirement::Refuse(reason) if test => {
                 metrics::global().would_defer("policy");
@@ -186,7 +197,36 @@ async fn attempt(
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
     let (hello, verifier) = hello_for(ctx, plan, host, protection);
-    let result = try_address(ctx, peer, &hello).await;
+    let (local, result) = try_address(ctx, peer, &hello).await;
+    let result = judge(plan, host, peer, protection, verifier.as_deref(), result);
+    // TLS reporting: the attempt under the host's own requirement (not
+    // the plaintext or test-mode fallbacks after it).
+    if Some(protection) == required(host) {
+        let dane = verifier.as_ref().and_then(|v| v.failure());
+        tlsrpt::record_attempt(ctx, plan, host, peer, local, &result, dane.as_ref());
+    }
+    result
+}
+
+/// The protection a host's requirement asks for (none: refused).
+fn required(host: &Host) -> Option<Protection> {
+    match host.requirement {
+        Requirement::Refuse(_) => None,
+        Requirement::Opportunistic => Some(Protection::Opportunistic),
+        Requirement::TlsRequired => Some(Protection::Encrypt),
+        Requirement::DaneRequired => Some(Protection::Dane),
+    }
+}
+
+/// What an attempt came to once its verifier's finding is known.
+fn judge(
+    plan: &Plan,
+    host: &Host,
+    peer: &Peer,
+    protection: Protection,
+    verifier: Option<&DaneVerifier>,
+    result: Result<Client<TcpStream>, OutboundError>,
+) -> Result<Client<TcpStream>, OutboundError> {
     let Some(v) = verifier else {
         if protection != Protection::Off {
             metrics::global().dane(match host.tlsa {
@@ -271,27 +311,38 @@ fn hello_for(
     (hello, verifier)
 }
 
+/// One connection and its conversation up to the hello; also our own
+/// address on it (TLS reporting's sending-mta-ip).
 async fn try_address(
     ctx: &Context,
     peer: &Peer,
     hello: &Hello,
-) -> Result<Client<TcpStream>, OutboundError> {
+) -> (Option<SocketAddr>, Result<Client<TcpStream>, OutboundError>) {
     let limit = Stage::Connect.timeout(&ctx.timeouts);
     let stream = match timeout(limit, TcpStream::connect(peer.addr)).await {
         Err(_) => {
-            return Err(OutboundError::Connect {
-                peer: peer.clone(),
-                cause: "connection timed out".into(),
-            })
+            let cause = "connection timed out".into();
+            return (
+                None,
+                Err(OutboundError::Connect {
+                    peer: peer.clone(),
+                    cause,
+                }),
+            );
         }
         Ok(Err(e)) => {
-            return Err(OutboundError::Connect {
-                peer: peer.clone(),
-                cause: e.to_string(),
-            })
+            let cause = e.to_string();
+            return (
+                None,
+                Err(OutboundError::Connect {
+                    peer: peer.clone(),
+                    cause,
+                }),
+            );
         }
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    Client::open(stream, peer.clone(), hello).await
+    let local = stream.local_addr().ok();
+    (local, Client::open(stream, peer.clone(), hello).await)
 }

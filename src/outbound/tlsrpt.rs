@@ -19,9 +19,11 @@ use std::net::SocketAddr;
 
 use crate::config::Config;
 use crate::dns::{DnsFailure, FailureKind};
+use crate::outbound::client::Client;
 use crate::outbound::error::{OutboundError, Peer};
-use crate::outbound::plan::{address_literal, Host, PlanError, SkipReason, Skipped};
+use crate::outbound::plan::{address_literal, Host, Plan, PlanError, SkipReason, Skipped};
 use crate::outbound::stage::Stage;
+use crate::outbound::Context;
 use crate::policy::{Level, RefuseReason, TlsaStatus};
 use crate::tls::dane::{DaneFailure, PathProblem};
 use crate::tls::TlsState;
@@ -29,18 +31,17 @@ use crate::tlsrpt::model::{Failure, Policy, ResultType};
 use crate::tlsrpt::Event;
 
 /// The domain whose `_smtp._tls` record gets the reports about mail to
-/// `domain`: the domain itself, or the host of a `[routes]` entry that
+/// `domain`: the domain itself (also behind a route to a fixed host: the
+/// sessions are still its mail's), or the host of a `[routes]` entry that
 /// looks up MX records (a smart host's domain, as RFC 8460 §1.1 says for
-/// MTA-STS). A route to a fixed host and an address literal report
-/// nowhere: the next hop is local configuration.
+/// MTA-STS). An address literal has no domain to report to.
 pub fn report_domain(config: &Config, domain: &str) -> Option<String> {
     if address_literal(domain).is_some() {
         return None;
     }
     match config.routes.iter().find(|(k, _)| k.0 == domain) {
         Some((_, r)) if r.mx_lookup => Some(r.host.clone()),
-        Some(_) => None,
-        None => Some(domain.to_owned()),
+        _ => Some(domain.to_owned()),
     }
 }
 
@@ -199,6 +200,66 @@ fn tlsa_base(name: &str) -> &str {
         .and_then(|n| n.split_once("._tcp."))
         .map(|(_, base)| base)
         .unwrap_or(name)
+}
+
+/// Records the attempt with `peer` under `host`'s policy (the hook in
+/// `connect`).
+pub fn record_attempt<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send>(
+    ctx: &Context,
+    plan: &Plan,
+    host: &Host,
+    peer: &Peer,
+    local: Option<SocketAddr>,
+    result: &Result<Client<S>, OutboundError>,
+    dane: Option<&DaneFailure>,
+) {
+    let Some(domain) = report_domain(&ctx.config, &plan.domain) else {
+        return;
+    };
+    let outcome = match result {
+        Ok(c) => Outcome::Open(c.tls_state()),
+        Err(e) => Outcome::Failed(e, dane),
+    };
+    if let Some(e) = attempt_event(&domain, host, peer, local, outcome) {
+        ctx.tlsrpt.record(e);
+    }
+}
+
+/// Records a host the policy refused to use (`dane-only`).
+pub fn record_refusal(ctx: &Context, plan: &Plan, host: &Host, peer: &Peer, reason: RefuseReason) {
+    let Some(domain) = report_domain(&ctx.config, &plan.domain) else {
+        return;
+    };
+    let e = OutboundError::Refused {
+        peer: peer.clone(),
+        reason,
+    };
+    if let Some(e) = attempt_event(&domain, host, peer, None, Outcome::Failed(&e, None)) {
+        ctx.tlsrpt.record(e);
+    }
+}
+
+/// Records a plan that failed on DNS.
+pub fn record_plan_error(ctx: &Context, domain: &str, e: &PlanError) {
+    let Some(rd) = report_domain(&ctx.config, domain) else {
+        return;
+    };
+    for ev in plan_failure_events(&rd, ctx.config.policy.level_for(domain), e) {
+        ctx.tlsrpt.record(ev);
+    }
+}
+
+/// Records the hosts a plan left out because a lookup failed.
+pub fn record_skipped(ctx: &Context, plan: &Plan) {
+    if plan.skipped.is_empty() {
+        return;
+    }
+    let Some(rd) = report_domain(&ctx.config, &plan.domain) else {
+        return;
+    };
+    for ev in skipped_events(&rd, &plan.skipped) {
+        ctx.tlsrpt.record(ev);
+    }
 }
 
 #[cfg(test)]
@@ -450,7 +511,10 @@ mod tests {
             report_domain(&c, "example.net").as_deref(),
             Some("example.net")
         );
-        assert_eq!(report_domain(&c, "fixed.example"), None);
+        assert_eq!(
+            report_domain(&c, "fixed.example").as_deref(),
+            Some("fixed.example")
+        );
         assert_eq!(
             report_domain(&c, "smart.example").as_deref(),
             Some("relay.example")

@@ -22,7 +22,7 @@ def danegate_log(path):
     lines = [l for l in text.splitlines() if " delivered " in l and " to=<" in l]
     return {
         "delivered": len(lines),
-        "verified": sum(1 for l in lines if ' tls="verified ' in l),
+        "verified": sum(1 for l in lines if ' tls="verified(dane) ' in l),
     }
 
 
@@ -107,8 +107,11 @@ for line in open(os.path.join(work, "runs.tsv")):
             mm = re.match(r'danegate_tls_connections_total\{state="([^"]+)"\}$', k)
             if mm:
                 states[mm.group(1)] = int(delta(a, b, k))
-        r["verified"] = states.get("verified", 0)
-        r["other_tls"] = sum(v for k, v in states.items() if k != "verified")
+        # DANE-verified connections ("verified" before MTA-STS named the
+        # mechanism).
+        dane = ("verified_dane", "verified")
+        r["verified"] = sum(states.get(k, 0) for k in dane)
+        r["other_tls"] = sum(v for k, v in states.items() if k not in dane)
         r["delivered"] = int(delta(a, b, 'danegate_transactions_total{outcome="delivered"}'))
         r["p50"], r["p99"] = hist_quantiles(a, b, "danegate_relay_seconds")
         # With the connection cache, messages share verified connections

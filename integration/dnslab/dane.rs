@@ -237,7 +237,7 @@ fn dane_receiver_verified_then_mismatch_and_stripped_starttls_deferred_then_test
     );
     let summary = log_line(&danegate, &[&format!("to=<{RCPT}>"), "delivered"]);
     assert!(
-        summary.contains(&format!("relay={PEER} tls=\"verified TLSv1.3 "))
+        summary.contains(&format!("relay={PEER} tls=\"verified(dane) TLSv1.3 "))
             && summary.contains(&format!("({matched})")),
         "{summary}"
     );
@@ -503,8 +503,8 @@ fn dane_outcomes_second_mx_cname_unusable_unsigned_and_dane_only() {
     for (rcpt, tls) in [
         ("user@unusable.test", "tls=\"untrusted TLSv1.3 "),
         ("user@unsigned.test", "tls=\"untrusted TLSv1.3 "),
-        ("user@secure.test", "tls=\"verified TLSv1.3 "),
-        ("user@cname.test", "tls=\"verified TLSv1.3 "),
+        ("user@secure.test", "tls=\"verified(dane) TLSv1.3 "),
+        ("user@cname.test", "tls=\"verified(dane) TLSv1.3 "),
     ] {
         log_line(&danegate, &[&format!("to=<{rcpt}>"), "delivered", tls]);
     }

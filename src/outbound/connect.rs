@@ -16,12 +16,14 @@ use tracing::{info, warn};
 use crate::metrics;
 use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
 use crate::outbound::failure::Failure;
+use crate::outbound::mtasts;
 use crate::outbound::plan::{Host, Plan, SkipReason};
 use crate::outbound::pool::Destination;
 use crate::outbound::stage::Stage;
 use crate::outbound::{tlsrpt, Context};
 use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
+use crate::tls::webpki::StsVerifier;
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
@@ -37,7 +39,8 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
             return Err(e.into());
         }
     };
-    tlsrpt::record_skipped(ctx, &plan);
+    tlsrpt::record_plan(ctx, &plan);
+    mtasts::log_plan(session, &plan);
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
         if matches!(&skipped.reason, SkipReason::Dns(e) if e.rtype == "TLSA") {
@@ -48,7 +51,7 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
     for host in &plan.hosts {
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
-                metrics::global().tls(&client.tls_state().label().to_ascii_lowercase());
+                metrics::global().tls(client.tls_state().metric_label());
                 let note = test_note(ctx);
                 info!(
                     session,
@@ -62,8 +65,8 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
                 });
             }
             Err(e) => {
-                warn!(session, domain, "delivery attempt failed: {e}");
-                let f = Failure::Outbound(e);
+                let f = mtasts::failure(&plan, host, e);
+                warn!(session, domain, "delivery attempt failed: {f}");
                 if worst
                     .as_ref()
                     .is_none_or(|w| f.specificity() >= w.specificity())
@@ -97,6 +100,9 @@ enum Protection {
     Encrypt,
     /// STARTTLS required, certificate matched against TLSA records.
     Dane,
+    /// STARTTLS required, certificate valid for the MX host name under
+    /// the WebPKI (an MTA-STS `enforce` policy).
+    Sts,
 }
 
 /// A TLS problem that enforcement would defer for (4.7.4, 4.7.5).
@@ -155,7 +161,9 @@ async fn try_host(
             Requirement::Opportunistic => Protection::Opportunistic,
             Requirement::TlsRequired => Protection::Encrypt,
             Requirement::DaneRequired => Protection::Dane,
+            Requirement::StsRequired => Protection::Sts,
         };
+        mtasts::observe_not_allowed(plan, host, &peer);
         let e = match attempt(ctx, plan, host, &peer, wanted).await {
             Ok(c) => return Ok(c),
             Err(e) => e,
@@ -196,14 +204,38 @@ async fn attempt(
     peer: &Peer,
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let (hello, verifier) = hello_for(ctx, plan, host, protection);
+    let (mut hello, verifier) = hello_for(ctx, plan, host, protection);
+    // Under an MTA-STS policy the connection carries its WebPKI check
+    // (RFC 8461 §4.2: of the MX host name, also the SNI).
+    let sts = mtasts::verifier(ctx, host, protection == Protection::Sts);
+    if let (Some(v), None) = (&sts, &verifier) {
+        hello.tls_config = crate::tls::webpki::sts_config(v.clone());
+    }
     let (local, result) = try_address(ctx, peer, &hello).await;
-    let result = judge(plan, host, peer, protection, verifier.as_deref(), result);
+    let result = judge(
+        plan,
+        host,
+        peer,
+        protection,
+        verifier.as_deref(),
+        sts.as_deref(),
+        result,
+    );
     // TLS reporting: the attempt under the host's own requirement (not
     // the plaintext or test-mode fallbacks after it).
     if Some(protection) == required(host) {
         let dane = verifier.as_ref().and_then(|v| v.failure());
-        tlsrpt::record_attempt(ctx, plan, host, peer, local, &result, dane.as_ref());
+        let webpki = sts.as_ref().and_then(|v| v.verdict());
+        tlsrpt::record_attempt(
+            ctx,
+            plan,
+            host,
+            peer,
+            local,
+            &result,
+            dane.as_ref(),
+            webpki.as_ref(),
+        );
     }
     result
 }
@@ -215,16 +247,18 @@ fn required(host: &Host) -> Option<Protection> {
         Requirement::Opportunistic => Some(Protection::Opportunistic),
         Requirement::TlsRequired => Some(Protection::Encrypt),
         Requirement::DaneRequired => Some(Protection::Dane),
+        Requirement::StsRequired => Some(Protection::Sts),
     }
 }
 
-/// What an attempt came to once its verifier's finding is known.
+/// What an attempt came to once its verifiers' findings are known.
 fn judge(
     plan: &Plan,
     host: &Host,
     peer: &Peer,
     protection: Protection,
     verifier: Option<&DaneVerifier>,
+    sts: Option<&StsVerifier>,
     result: Result<Client<TcpStream>, OutboundError>,
 ) -> Result<Client<TcpStream>, OutboundError> {
     let Some(v) = verifier else {
@@ -235,7 +269,10 @@ fn judge(
                 _ => "not_applicable",
             });
         }
-        return result;
+        return match sts {
+            Some(v) => mtasts::conclude(result, v, protection == Protection::Sts, plan, host),
+            None => result,
+        };
     };
     metrics::global().dane(if v.matched().is_some() {
         "ok"
@@ -280,7 +317,7 @@ fn hello_for(
     let tls = match protection {
         Protection::Off => TlsMode::Off,
         Protection::Opportunistic => TlsMode::Opportunistic,
-        Protection::Encrypt | Protection::Dane => TlsMode::Required,
+        Protection::Encrypt | Protection::Dane | Protection::Sts => TlsMode::Required,
     };
     let base = host.tlsa_base.as_ref().unwrap_or(&host.name);
     let verifier = (protection == Protection::Dane).then(|| {

@@ -4,7 +4,8 @@
 //!
 //! Which policy a host is judged under: DANE (`tlsa`, the TLSA RRset at
 //! the host's TLSA base domain) where a secure TLSA RRset exists, else
-//! `no-policy-found`. Which result type a failure gets follows RFC 8460
+//! the domain's MTA-STS policy (`sts`, its text and `mx` patterns) where
+//! it applies to the host, else `no-policy-found`. Which result type a failure gets follows RFC 8460
 //! §4.3 (see the tables in the tests); the failure-reason-code is the
 //! text danegate writes in its own deferral. Transport trouble that is
 //! not about TLS (connect failures, timeouts before STARTTLS) is not
@@ -24,10 +25,14 @@ use crate::outbound::error::{OutboundError, Peer};
 use crate::outbound::plan::{address_literal, Host, Plan, PlanError, SkipReason, Skipped};
 use crate::outbound::stage::Stage;
 use crate::outbound::Context;
-use crate::policy::{Level, RefuseReason, TlsaStatus};
+use crate::policy::{Level, RefuseReason, StsStatus, StsTesting, TlsaStatus};
+use crate::sts::apply::ForDomain;
+use crate::sts::fetch::FetchError;
+use crate::sts::{Applied, PolicyFailure};
 use crate::tls::dane::{DaneFailure, PathProblem};
+use crate::tls::webpki::WebPkiVerdict;
 use crate::tls::TlsState;
-use crate::tlsrpt::model::{Failure, Policy, ResultType};
+use crate::tlsrpt::model::{Failure, Policy, PolicyType, ResultType};
 use crate::tlsrpt::Event;
 
 /// The domain whose `_smtp._tls` record gets the reports about mail to
@@ -45,35 +50,56 @@ pub fn report_domain(config: &Config, domain: &str) -> Option<String> {
     }
 }
 
-/// The policy a host's sessions are judged under.
-pub fn host_policy(report_domain: &str, host: &Host) -> Policy {
-    match host.tlsa {
-        TlsaStatus::Usable | TlsaStatus::AllUnusable => Policy::tlsa(
+/// The policy a host's sessions are judged under: DANE first (as in
+/// delivery), then the domain's MTA-STS policy where it applies to the
+/// host, else none.
+pub fn host_policy(report_domain: &str, sts: Option<&Applied>, host: &Host) -> Policy {
+    match (host.tlsa, sts) {
+        (TlsaStatus::Usable | TlsaStatus::AllUnusable, _) => Policy::tlsa(
             host.tlsa_base.as_deref().unwrap_or(&host.name),
             host.tlsa_records.iter().map(|r| r.to_string()),
         ),
-        TlsaStatus::NoSecureTlsa | TlsaStatus::NotLooked => Policy::none(report_domain),
+        (_, Some(a)) if host.sts != StsStatus::None => sts_policy(a),
+        _ => Policy::none(report_domain),
     }
+}
+
+/// An MTA-STS policy as reported: its text line by line, its patterns.
+fn sts_policy(a: &Applied) -> Policy {
+    Policy::sts(
+        &a.domain,
+        &a.text,
+        a.policy.mx.iter().map(|p| p.to_string()).collect(),
+    )
 }
 
 /// What one attempt came to.
 pub enum Outcome<'a> {
     /// A conversation, protected as `state` says.
     Open(&'a TlsState),
-    /// No conversation; with the DANE verifier's finding when it had one.
-    Failed(&'a OutboundError, Option<&'a DaneFailure>),
+    /// No conversation.
+    Failed(&'a OutboundError),
+}
+
+/// What the certificate verifiers of an attempt found.
+#[derive(Default, Clone, Copy)]
+pub struct Findings<'a> {
+    pub dane: Option<&'a DaneFailure>,
+    pub webpki: Option<&'a WebPkiVerdict>,
 }
 
 /// The event for one attempt with `peer` under `host`'s policy, or none
 /// when the outcome is not about TLS.
 pub fn attempt_event(
     report_domain: &str,
+    sts: Option<&Applied>,
     host: &Host,
     peer: &Peer,
     local: Option<SocketAddr>,
     outcome: Outcome<'_>,
+    found: Findings<'_>,
 ) -> Option<Event> {
-    let policy = host_policy(report_domain, host);
+    let policy = host_policy(report_domain, sts, host);
     let failure = match outcome {
         Outcome::Open(state) if !state.is_tls() => Some(Failure::new(
             ResultType::StarttlsNotSupported,
@@ -88,8 +114,11 @@ pub fn attempt_event(
                 policy.domain
             ),
         )),
+        // A `testing` MTA-STS policy: its findings, although delivery
+        // went on.
+        Outcome::Open(_) if policy.kind == PolicyType::Sts => sts_testing_failure(host, found),
         Outcome::Open(_) => None,
-        Outcome::Failed(e, dane) => Some(failure_of(e, dane)?),
+        Outcome::Failed(e) => Some(failure_of(e, found)?),
     };
     let Some(mut failure) = failure else {
         return Some(Event::success(report_domain, policy));
@@ -100,17 +129,39 @@ pub fn attempt_event(
     Some(Event::failure(report_domain, policy, failure))
 }
 
+/// What a `testing` MTA-STS policy found wrong with a session that went
+/// ahead: the host is not among its `mx`, or the certificate failed.
+fn sts_testing_failure(host: &Host, found: Findings<'_>) -> Option<Failure> {
+    if host.sts_testing == Some(StsTesting::MxNotAllowed) {
+        return Some(Failure::new(
+            ResultType::ValidationFailure,
+            format!("MX host {} is not allowed by the MTA-STS policy", host.name),
+        ));
+    }
+    match found.webpki {
+        Some(WebPkiVerdict::Invalid(why)) => Some(Failure::new(webpki_result(why), why)),
+        _ => None,
+    }
+}
+
 /// RFC 8460 §4.3 for a failed attempt; none for failures that are not
 /// about TLS.
-pub fn failure_of(e: &OutboundError, dane: Option<&DaneFailure>) -> Option<Failure> {
+pub fn failure_of(e: &OutboundError, found: Findings<'_>) -> Option<Failure> {
+    let webpki_invalid = match found.webpki {
+        Some(WebPkiVerdict::Invalid(why)) => Some(why.as_str()),
+        _ => None,
+    };
     let result = match e {
         OutboundError::StartTlsMissing { .. } | OutboundError::StartTlsRefused { .. } => {
             ResultType::StarttlsNotSupported
         }
-        OutboundError::Dane { .. } => dane
+        OutboundError::Dane { .. } => found
+            .dane
             .map(dane_result)
             .unwrap_or(ResultType::ValidationFailure),
-        OutboundError::Tls { .. } => ResultType::ValidationFailure,
+        OutboundError::Tls { .. } => webpki_invalid
+            .map(webpki_result)
+            .unwrap_or(ResultType::ValidationFailure),
         OutboundError::Timeout { stage, .. } | OutboundError::Lost { stage, .. }
             if matches!(stage, Stage::StartTls | Stage::TlsHandshake) =>
         {
@@ -119,17 +170,32 @@ pub fn failure_of(e: &OutboundError, dane: Option<&DaneFailure>) -> Option<Failu
         OutboundError::Refused { reason, .. } => match reason {
             RefuseReason::InsecureMx | RefuseReason::NoSecureTlsa => ResultType::DaneRequired,
             RefuseReason::AllTlsaUnusable => ResultType::TlsaInvalid,
+            RefuseReason::StsMxNotAllowed => ResultType::ValidationFailure,
         },
         _ => return None,
     };
-    let reason = match (e, dane) {
-        // The verifier's own words, without the peer (it has its field).
-        (OutboundError::Dane { .. }, Some(f)) => f.to_string(),
-        (OutboundError::Tls { cause, .. }, _) => format!("TLS handshake failed: {cause}"),
-        (OutboundError::Refused { reason, .. }, _) => reason.to_string(),
+    let reason = match (e, found.dane, webpki_invalid) {
+        // The verifiers' own words, without the peer (it has its field).
+        (OutboundError::Dane { .. }, Some(f), _) => f.to_string(),
+        (OutboundError::Tls { .. }, _, Some(why)) => {
+            format!("certificate not valid for the MTA-STS policy: {why}")
+        }
+        (OutboundError::Tls { cause, .. }, _, _) => format!("TLS handshake failed: {cause}"),
+        (OutboundError::Refused { reason, .. }, _, _) => reason.to_string(),
         _ => e.to_string(),
     };
     Some(Failure::new(result, reason))
+}
+
+/// A WebPKI verdict's words (`tls::webpki::describe`) as a result type.
+pub fn webpki_result(why: &str) -> ResultType {
+    if why.contains("has expired") || why.contains("not valid yet") {
+        ResultType::CertificateExpired
+    } else if why.contains("not valid for the name") {
+        ResultType::CertificateHostMismatch
+    } else {
+        ResultType::CertificateNotTrusted
+    }
 }
 
 /// A DANE verification failure as a result type.
@@ -204,6 +270,7 @@ fn tlsa_base(name: &str) -> &str {
 
 /// Records the attempt with `peer` under `host`'s policy (the hook in
 /// `connect`).
+#[allow(clippy::too_many_arguments)]
 pub fn record_attempt<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send>(
     ctx: &Context,
     plan: &Plan,
@@ -212,20 +279,31 @@ pub fn record_attempt<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 
     local: Option<SocketAddr>,
     result: &Result<Client<S>, OutboundError>,
     dane: Option<&DaneFailure>,
+    webpki: Option<&WebPkiVerdict>,
 ) {
     let Some(domain) = report_domain(&ctx.config, &plan.domain) else {
         return;
     };
     let outcome = match result {
         Ok(c) => Outcome::Open(c.tls_state()),
-        Err(e) => Outcome::Failed(e, dane),
+        Err(e) => Outcome::Failed(e),
     };
-    if let Some(e) = attempt_event(&domain, host, peer, local, outcome) {
+    let found = Findings { dane, webpki };
+    if let Some(e) = attempt_event(
+        &domain,
+        plan.sts.active(),
+        host,
+        peer,
+        local,
+        outcome,
+        found,
+    ) {
         ctx.tlsrpt.record(e);
     }
 }
 
-/// Records a host the policy refused to use (`dane-only`).
+/// Records a host the policy refused to use (`dane-only`, an MTA-STS
+/// `enforce` policy that does not name it).
 pub fn record_refusal(ctx: &Context, plan: &Plan, host: &Host, peer: &Peer, reason: RefuseReason) {
     let Some(domain) = report_domain(&ctx.config, &plan.domain) else {
         return;
@@ -234,7 +312,9 @@ pub fn record_refusal(ctx: &Context, plan: &Plan, host: &Host, peer: &Peer, reas
         peer: peer.clone(),
         reason,
     };
-    if let Some(e) = attempt_event(&domain, host, peer, None, Outcome::Failed(&e, None)) {
+    let outcome = Outcome::Failed(&e);
+    let sts = plan.sts.active();
+    if let Some(e) = attempt_event(&domain, sts, host, peer, None, outcome, Findings::default()) {
         ctx.tlsrpt.record(e);
     }
 }
@@ -249,17 +329,38 @@ pub fn record_plan_error(ctx: &Context, domain: &str, e: &PlanError) {
     }
 }
 
-/// Records the hosts a plan left out because a lookup failed.
-pub fn record_skipped(ctx: &Context, plan: &Plan) {
-    if plan.skipped.is_empty() {
-        return;
-    }
+/// Records what a plan found wrong before any connection: hosts left
+/// out because a lookup failed, and an MTA-STS policy that could not be
+/// fetched or was invalid.
+pub fn record_plan(ctx: &Context, plan: &Plan) {
     let Some(rd) = report_domain(&ctx.config, &plan.domain) else {
         return;
     };
     for ev in skipped_events(&rd, &plan.skipped) {
         ctx.tlsrpt.record(ev);
     }
+    if let ForDomain::Discovered(d) = &plan.sts {
+        if let Some(problem) = &d.problem {
+            ctx.tlsrpt
+                .record(sts_problem_event(&rd, &d.domain, problem));
+        }
+    }
+}
+
+/// An MTA-STS policy fetch that failed (RFC 8460 §4.3.2.2).
+pub fn sts_problem_event(report_domain: &str, policy_domain: &str, e: &FetchError) -> Event {
+    let result = match e.kind() {
+        PolicyFailure::FetchError => ResultType::StsPolicyFetchError,
+        PolicyFailure::Invalid => ResultType::StsPolicyInvalid,
+        PolicyFailure::WebPkiInvalid => ResultType::StsWebpkiInvalid,
+    };
+    let policy = Policy {
+        kind: PolicyType::Sts,
+        strings: Vec::new(),
+        domain: policy_domain.to_owned(),
+        mx_host: Vec::new(),
+    };
+    Event::failure(report_domain, policy, Failure::new(result, e))
 }
 
 #[cfg(test)]
@@ -293,6 +394,8 @@ mod tests {
                 data: vec![0xab; 32],
             }],
             requirement: Requirement::DaneRequired,
+            sts: StsStatus::None,
+            sts_testing: None,
         }
     }
 
@@ -385,10 +488,45 @@ mod tests {
             ),
         ];
         for (e, dane, want) in cases {
-            let got = failure_of(&e, dane.as_ref()).map(|f| (f.result, f.reason.unwrap()));
+            let found = Findings {
+                dane: dane.as_ref(),
+                webpki: None,
+            };
+            let got = failure_of(&e, found).map(|f| (f.result, f.reason.unwrap()));
             let want = want.map(|(r, t)| (r, t.to_owned()));
             assert_eq!(got, want, "for {e:?} / {dane:?}");
         }
+    }
+
+    #[test]
+    fn webpki_findings_as_result_types() {
+        use crate::tls::webpki::describe;
+        use rustls::CertificateError as C;
+        let table = [
+            (C::Expired, ResultType::CertificateExpired),
+            (C::NotValidYet, ResultType::CertificateExpired),
+            (C::NotValidForName, ResultType::CertificateHostMismatch),
+            (C::UnknownIssuer, ResultType::CertificateNotTrusted),
+            (C::BadSignature, ResultType::CertificateNotTrusted),
+        ];
+        for (e, want) in table {
+            assert_eq!(webpki_result(&describe(&e)), want, "{e:?}");
+        }
+        let verdict = WebPkiVerdict::Invalid(describe(&C::NotValidForName));
+        let e = OutboundError::Tls {
+            peer: peer(),
+            cause: "invalid peer certificate".into(),
+        };
+        let found = Findings {
+            dane: None,
+            webpki: Some(&verdict),
+        };
+        let f = failure_of(&e, found).unwrap();
+        assert_eq!(f.result, ResultType::CertificateHostMismatch);
+        assert_eq!(
+            f.reason.as_deref(),
+            Some("certificate not valid for the MTA-STS policy: the certificate is not valid for the name (no matching SAN dNSName)")
+        );
     }
 
     #[test]
@@ -396,7 +534,17 @@ mod tests {
         let p = peer();
         let local: SocketAddr = "198.51.100.7:40000".parse().unwrap();
         let h = host(TlsaStatus::Usable);
-        let ok = attempt_event("example.net", &h, &p, Some(local), Outcome::Open(&tls())).unwrap();
+        let none = Findings::default();
+        let ok = attempt_event(
+            "example.net",
+            None,
+            &h,
+            &p,
+            Some(local),
+            Outcome::Open(&tls()),
+            none,
+        )
+        .unwrap();
         assert_eq!(ok.domain, "example.net");
         assert_eq!(ok.policy.kind, crate::tlsrpt::model::PolicyType::Tlsa);
         assert_eq!(ok.policy.domain, "mx.example.net");
@@ -413,12 +561,18 @@ mod tests {
         let f = DaneFailure::NoMatch {
             tlsa_name: "_25._tcp.mx.example.net".into(),
         };
+        let found = Findings {
+            dane: Some(&f),
+            webpki: None,
+        };
         let bad = attempt_event(
             "example.net",
+            None,
             &h,
             &p,
             Some(local),
-            Outcome::Failed(&e, Some(&f)),
+            Outcome::Failed(&e),
+            found,
         )
         .unwrap();
         let failure = bad.failure.unwrap();
@@ -429,8 +583,16 @@ mod tests {
         // No secure TLSA: no-policy-found for the recipient domain; a
         // plaintext session is STARTTLS not supported.
         let h = host(TlsaStatus::NoSecureTlsa);
-        let plain =
-            attempt_event("example.net", &h, &p, None, Outcome::Open(&TlsState::None)).unwrap();
+        let plain = attempt_event(
+            "example.net",
+            None,
+            &h,
+            &p,
+            None,
+            Outcome::Open(&TlsState::None),
+            none,
+        )
+        .unwrap();
         assert_eq!(plain.policy, Policy::none("example.net"));
         assert_eq!(
             plain.failure.unwrap().result,
@@ -440,7 +602,16 @@ mod tests {
         // All TLSA records unusable: TLS without authentication is a
         // tlsa-invalid failure.
         let h = host(TlsaStatus::AllUnusable);
-        let weak = attempt_event("example.net", &h, &p, None, Outcome::Open(&tls())).unwrap();
+        let weak = attempt_event(
+            "example.net",
+            None,
+            &h,
+            &p,
+            None,
+            Outcome::Open(&tls()),
+            none,
+        )
+        .unwrap();
         assert_eq!(weak.failure.unwrap().result, ResultType::TlsaInvalid);
 
         // Not about TLS: nothing.
@@ -448,7 +619,8 @@ mod tests {
             peer: p.clone(),
             cause: "refused".into(),
         };
-        assert!(attempt_event("example.net", &h, &p, None, Outcome::Failed(&e, None)).is_none());
+        let failed = Outcome::Failed(&e);
+        assert!(attempt_event("example.net", None, &h, &p, None, failed, none).is_none());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! next to the relay. One file or folder per command: [`resolve`] (the
 //! plan for a domain, connecting nowhere), [`check`] (the whole delivery
 //! path to a domain, handshakes included) and [`tlsa`] (records for a
-//! certificate or key: generate, verify, published). They share
+//! certificate or key: generate, verify, published), [`sts`] (cached
+//! MTA-STS policies) and [`report`] (TLS reporting's counts). They share
 //! [`certs`] (certificate facts as they are written) and [`dates`] rather
 //! than copying them; TLS and TLSA semantics come from [`crate::tls`].
 //!
@@ -12,6 +13,7 @@
 pub mod certs;
 pub mod check;
 pub mod dates;
+pub mod report;
 pub mod resolve;
 pub mod sts;
 pub mod tlsa;

@@ -1,6 +1,6 @@
-//! How reports travel: mail through danegate's own outbound path
-//! ([`mail`]), so the reports are protected by DANE like any other mail
-//! where the domain has it; and HTTPS POST ([`Https`]).
+//! Mailed reports travel through danegate's own outbound path
+//! ([`mail`]), so they are protected by DANE and MTA-STS like any other
+//! mail where the domain has them (HTTPS: `live::post`).
 //!
 //! RFC 8460 §3 says a sender "MUST deliver reports despite any
 //! TLS-related failures" (the report may be about exactly those) "and
@@ -29,7 +29,7 @@ fn report_context(ctx: &Context) -> Context {
     config.policy.mode = Mode::Test;
     Context {
         tlsrpt: Arc::new(Discard),
-        ..Context::new(config, ctx.resolver.clone())
+        ..Context::with_sts(config, ctx.resolver.clone(), ctx.sts.clone())
     }
 }
 

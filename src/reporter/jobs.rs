@@ -140,15 +140,20 @@ pub fn prune(store: &Store, keep_from: Day) -> Result<(), DbError> {
     tx.commit().map_err(db)
 }
 
+/// This instance's id, if it has one yet.
+pub fn existing_instance_id(store: &Store) -> Result<Option<String>, DbError> {
+    let tx = store.db().begin_read().map_err(db)?;
+    let Ok(t) = tx.open_table(META) else {
+        return Ok(None);
+    };
+    let v = t.get("instance").map_err(db)?;
+    Ok(v.map(|v| v.value().to_owned()))
+}
+
 /// This instance's id, made on first use and kept.
 pub fn instance_id(store: &Store) -> Result<String, DbError> {
-    {
-        let tx = store.db().begin_read().map_err(db)?;
-        if let Ok(t) = tx.open_table(META) {
-            if let Some(v) = t.get("instance").map_err(db)? {
-                return Ok(v.value().to_owned());
-            }
-        }
+    if let Some(id) = existing_instance_id(store)? {
+        return Ok(id);
     }
     let id = crate::tlsrpt::report::new_instance_id();
     let tx = store.db().begin_write().map_err(db)?;

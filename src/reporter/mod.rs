@@ -16,6 +16,7 @@
 
 pub mod deliver;
 pub mod jobs;
+pub mod live;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -55,6 +55,7 @@ mod resolve;
 mod startup;
 mod strip;
 mod sts;
+mod tlsrpt;
 
 // The `lab` target's Postfix instances, for the end-to-end tests in `relay`
 // and `dane`.

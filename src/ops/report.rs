@@ -20,7 +20,7 @@ use crate::reporter::jobs::{self, DestState, Job, Status};
 use crate::state::Store;
 use crate::tlsrpt::counts::{self, DomainDay};
 use crate::tlsrpt::day::{Clock, Day, SystemClock};
-use crate::tlsrpt::model::{PolicyResult, Summary};
+use crate::tlsrpt::model::{Policy, PolicyResult, PolicyType, Summary};
 use crate::tlsrpt::report::{to_json_pretty, Reporter};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -220,15 +220,9 @@ pub fn text(day: Day, counts: &DayCounts) -> String {
             d.domain, s.successful, s.failed
         ));
         for p in &d.policies {
-            let pol = &p.policy;
-            let what = match pol.strings.len() {
-                0 => String::new(),
-                n => format!(" ({n} record(s)/line(s))"),
-            };
             out.push_str(&format!(
-                "    policy {} {}{what}: {} successful, {} failed\n",
-                pol.kind.name(),
-                pol.domain,
+                "    {}: {} successful, {} failed\n",
+                policy_words(&p.policy),
                 p.summary.successful,
                 p.summary.failed
             ));
@@ -263,6 +257,30 @@ pub fn text(day: Day, counts: &DayCounts) -> String {
         ));
     }
     out
+}
+
+/// "DANE, TLSA at mx.example.net: 3 1 1 0a1b2c3d…", "MTA-STS policy of
+/// example.net (mode: enforce)", "no policy".
+fn policy_words(p: &Policy) -> String {
+    match p.kind {
+        PolicyType::Tlsa if p.strings.is_empty() => format!("DANE, TLSA at {}", p.domain),
+        PolicyType::Tlsa => {
+            let short: Vec<String> = p
+                .strings
+                .iter()
+                .map(|r| match r.rsplit_once(' ') {
+                    Some((head, data)) if data.len() > 8 => format!("{head} {}…", &data[..8]),
+                    _ => r.clone(),
+                })
+                .collect();
+            format!("DANE, TLSA at {}: {}", p.domain, short.join(", "))
+        }
+        PolicyType::Sts => match p.strings.iter().find(|l| l.starts_with("mode:")) {
+            Some(mode) => format!("MTA-STS policy of {} ({mode})", p.domain),
+            None => format!("MTA-STS policy of {}", p.domain),
+        },
+        PolicyType::NoPolicyFound => "no policy".into(),
+    }
 }
 
 fn report_state(job: Option<&Job>) -> String {

@@ -624,6 +624,105 @@ mod tests {
     }
 
     #[test]
+    fn mta_sts_sessions_are_judged_under_the_policy() {
+        let text = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.net\r\nmx: *.backup.example.net\r\nmax_age: 86400\r\n";
+        let applied = Applied {
+            domain: "example.net".into(),
+            id: "20261206".into(),
+            text: text.into(),
+            policy: crate::sts::policy::parse(text.as_bytes()).unwrap(),
+            fetched_at: 0,
+            expires_at: 86400,
+            source: crate::sts::Source::Fetched,
+        };
+        let p = peer();
+        let mut h = host(TlsaStatus::NoSecureTlsa);
+        h.sts = StsStatus::Enforce { allowed: true };
+        h.requirement = Requirement::StsRequired;
+        let none = Findings::default();
+        let ok = attempt_event(
+            "example.net",
+            Some(&applied),
+            &h,
+            &p,
+            None,
+            Outcome::Open(&tls()),
+            none,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&ok.policy).unwrap(),
+            serde_json::json!({
+                "policy-type": "sts",
+                "policy-string": ["version: STSv1", "mode: enforce", "mx: mx.example.net", "mx: *.backup.example.net", "max_age: 86400"],
+                "policy-domain": "example.net",
+                "mx-host": ["mx.example.net", "*.backup.example.net"]
+            })
+        );
+        assert!(ok.failure.is_none());
+        // DANE first: a host with usable TLSA records is judged by them.
+        let mut dane = host(TlsaStatus::Usable);
+        dane.sts = StsStatus::Enforce { allowed: true };
+        assert_eq!(
+            host_policy("example.net", Some(&applied), &dane).kind,
+            PolicyType::Tlsa
+        );
+        // A testing policy whose WebPKI check failed: reported, although
+        // the session went ahead.
+        let mut testing = host(TlsaStatus::NoSecureTlsa);
+        testing.sts = StsStatus::Testing { allowed: true };
+        testing.sts_testing = Some(StsTesting::Verify);
+        let verdict = WebPkiVerdict::Invalid("the certificate has expired".into());
+        let found = Findings {
+            dane: None,
+            webpki: Some(&verdict),
+        };
+        let ev = attempt_event(
+            "example.net",
+            Some(&applied),
+            &testing,
+            &p,
+            None,
+            Outcome::Open(&tls()),
+            found,
+        )
+        .unwrap();
+        assert_eq!(ev.failure.unwrap().result, ResultType::CertificateExpired);
+        // A testing policy that does not name the host.
+        testing.sts = StsStatus::Testing { allowed: false };
+        testing.sts_testing = Some(StsTesting::MxNotAllowed);
+        let ev = attempt_event(
+            "example.net",
+            Some(&applied),
+            &testing,
+            &p,
+            None,
+            Outcome::Open(&tls()),
+            none,
+        )
+        .unwrap();
+        let f = ev.failure.unwrap();
+        assert_eq!(f.result, ResultType::ValidationFailure);
+        assert_eq!(
+            f.reason.as_deref(),
+            Some("MX host mx.example.net is not allowed by the MTA-STS policy")
+        );
+        // A policy fetch that failed.
+        let e = FetchError::Status {
+            url: crate::sts::fetch::url("example.net"),
+            status: 404,
+        };
+        let ev = sts_problem_event("example.net", "example.net", &e);
+        assert_eq!(ev.policy.kind, PolicyType::Sts);
+        let f = ev.failure.unwrap();
+        assert_eq!(f.result, ResultType::StsPolicyFetchError);
+        assert_eq!(
+            f.reason.as_deref(),
+            Some("https://mta-sts.example.net/.well-known/mta-sts.txt: answered HTTP 404, not 200")
+        );
+    }
+
+    #[test]
     fn dns_failures_are_dnssec_invalid_when_bogus_or_servfail() {
         let fail = |name: &str, rtype, kind| DnsFailure {
             name: name.into(),

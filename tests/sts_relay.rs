@@ -251,6 +251,8 @@ async fn enforce_with_a_certificate_for_another_name_defers() {
         &format!("451 4.7.5 TLS handshake with {peer} failed: certificate for {MX} does not match the MTA-STS policy of example.test: the certificate is not valid for the name (no matching SAN dNSName)"),
     )
     .await;
+    // The summary line names the host the failure happened with.
+    assert_eq!(logs.summary(RCPT).field("relay"), Some(peer.as_str()));
     let conns = dest.wait_closed(1).await;
     assert_no_mail(&conns[0]);
     assert!(

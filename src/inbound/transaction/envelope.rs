@@ -79,9 +79,9 @@ impl Transaction {
             None => match connect::connect(env.ctx, env.id, domain).await {
                 Ok(d) => d.client,
                 Err(f) => {
-                    if let Failure::Outbound(e) = &f {
+                    if let Some(peer) = f.peer() {
                         // The summary line names the host that failed.
-                        self.relay = Some((e.peer().clone(), "none".to_owned()));
+                        self.relay = Some((peer.clone(), "none".to_owned()));
                     }
                     return Err(f);
                 }

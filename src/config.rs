@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::policy::{Level, Mode};
+use crate::tls::version::TlsVersion;
 
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -30,8 +31,50 @@ pub struct Config {
     pub metrics: Metrics,
     pub log: Log,
     pub state: State,
+    pub tls: Tls,
     pub mta_sts: MtaSts,
     pub tlsrpt: TlsRpt,
+}
+
+/// `[tls]`: the TLS engines (see `crate::tls::legacy`) and the lowest
+/// protocol versions accepted.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// Whether the legacy engine (OpenSSL) may be used for servers the
+    /// primary engine (rustls) has no protocol version, cipher suite, key
+    /// exchange or signature algorithm in common with.
+    pub legacy: Switch,
+    /// The lowest protocol version where TLS is required (DANE, TLS
+    /// required without authentication).
+    pub min_version: TlsVersion,
+    /// The lowest protocol version for opportunistic TLS (the alternative
+    /// is plaintext).
+    pub opportunistic_min_version: TlsVersion,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            legacy: Switch::On,
+            min_version: TlsVersion::Tls1_2,
+            opportunistic_min_version: TlsVersion::Tls1_0,
+        }
+    }
+}
+
+/// `"on"` or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
 }
 
 /// `[mta_sts]`: MTA-STS (RFC 8461) for destinations that publish a policy.
@@ -674,6 +717,9 @@ mod tests {
             "shutdown_grace",
             "connection_cache",
             "connection_reuse_limit",
+            "legacy",
+            "min_version",
+            "opportunistic_min_version",
             "enabled",
             "ca_file",
             "fetch_timeout",
@@ -702,6 +748,7 @@ mod tests {
             "[policy.domains]",
             "[routes]",
             "[timeouts]",
+            "[tls]",
             "[state]",
             "[mta_sts]",
             "[tlsrpt]",

@@ -17,12 +17,16 @@
 //!   [`outbound::client`] (the SMTP client conversation),
 //!   [`outbound::stage`] (each state's timeout and description) and
 //!   [`outbound::failure`] (why an attempt failed, as a reply).
-//! - [`tls`]: every rustls type: [`tls::config`] (the one client
-//!   configuration builder), the certificate verifiers
+//! - [`tls`]: every rustls and OpenSSL type: [`tls::config`] (the one
+//!   client configuration builder), the certificate verifiers
 //!   ([`tls::opportunistic`], [`tls::dane`], and [`tls::record`] for
 //!   `check`), [`tls::tlsa`] (TLSA record semantics), [`tls::stream`] (the
-//!   STARTTLS stream), [`tls::state`] (how a connection was protected) and
-//!   [`tls::webpki`] (WebPKI roots and the MTA-STS certificate verifier).
+//!   STARTTLS stream, with either engine), [`tls::state`] (how a connection
+//!   was protected), [`tls::webpki`] (WebPKI roots and the MTA-STS
+//!   certificate verifier), and the legacy engine for servers rustls cannot
+//!   talk to: [`tls::legacy`] (OpenSSL under the same verifiers),
+//!   [`tls::fallback`] (when it may be used), [`tls::keys`],
+//!   [`tls::chain_algs`], [`tls::version`].
 //! - [`sts`]: MTA-STS (RFC 8461): the `_mta-sts` record, the policy
 //!   parser, mx patterns, the HTTPS fetch, the policy cache in [`state`],
 //!   discovery, and what a policy means for a domain's hosts

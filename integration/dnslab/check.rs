@@ -39,7 +39,7 @@ const MX1_V6: SocketAddr = SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::LOCALH
 
 /// A config for `check`: the validating unbound, the DNSKEY anchor, short
 /// conversation timeouts (a hanging receiver must not stall the test).
-fn check_config(lab: &DnsLab, name: &str) -> PathBuf {
+pub(crate) fn check_config(lab: &DnsLab, name: &str) -> PathBuf {
     let dns = Dns::Validate {
         via: VALIDATING,
         anchor: Anchor::Dnskey,
@@ -54,15 +54,19 @@ fn check_config(lab: &DnsLab, name: &str) -> PathBuf {
 }
 
 /// What one `danegate check` printed.
-struct Checked {
-    status: Option<i32>,
-    json: Value,
+pub(crate) struct Checked {
+    pub(crate) status: Option<i32>,
+    pub(crate) json: Value,
     stdout: String,
     log: String,
 }
 
 impl Checked {
-    fn context(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> &str {
+        &self.stdout
+    }
+
+    pub(crate) fn context(&self) -> String {
         format!(
             "exit {:?}\nstdout:\n{}\nstderr:\n{}",
             self.status, self.stdout, self.log
@@ -76,7 +80,7 @@ impl Checked {
             .unwrap_or_else(|| panic!("no host {name}:\n{}", self.context()))
     }
 
-    fn address(&self, host: &str, address: &str) -> &Value {
+    pub(crate) fn address(&self, host: &str, address: &str) -> &Value {
         self.host(host)["addresses"]
             .as_array()
             .and_then(|a| a.iter().find(|a| a["address"] == address))
@@ -108,7 +112,7 @@ impl Checked {
 }
 
 /// Runs `danegate check DOMAIN [--json] --config CONFIG`.
-fn run_check(config: &Path, domain: &str, json: bool) -> Checked {
+pub(crate) fn run_check(config: &Path, domain: &str, json: bool) -> Checked {
     let mut cmd = Command::new(gate::BIN);
     cmd.args(["check", domain]);
     if json {

@@ -25,9 +25,11 @@
 //! (legacy Postfix → danegate → a bogus domain: 451 4.4.3, kept queued)
 //! and `dane` (legacy Postfix → danegate → a Postfix receiver on
 //! mx1.secure.test: Verified, TLSA mismatch 4.7.5, no STARTTLS 4.7.4, test
-//! mode delivering; Postfix from the `lab` target's modules), and
-//! `faultrun` (1,000 messages through a legacy Postfix and danegate while
-//! the receiver, the resolver and the TLSA records fail at random).
+//! mode delivering; Postfix from the `lab` target's modules),
+//! `interop` (14 real Postfix receivers with the TLS settings of issue 12,
+//! danegate compared with a Postfix DANE relay on each) and `faultrun`
+//! (1,000 messages through a legacy Postfix and danegate while the
+//! receiver, the resolver and the TLSA records fail at random).
 
 #![forbid(unsafe_code)]
 
@@ -48,6 +50,12 @@ mod faultdns;
 mod faultmx;
 mod faultrun;
 mod gate;
+// `interop`: real Postfix receivers with every TLS setting of issue 12,
+// danegate compared with a Postfix DANE relay on each (`interop_cases`: the
+// receivers and domains as data; `interop_pki`: their certificates).
+mod interop;
+mod interop_cases;
+mod interop_pki;
 mod policyhost;
 mod published;
 mod relay;

@@ -304,6 +304,14 @@ bare TXT \"no MX, no addresses\"
 ",
     },
     Zone {
+        // The TLS interoperability receivers' domains: generated from the
+        // tables in interop_cases.rs (zone_records).
+        name: "interop.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "",
+    },
+    Zone {
         name: "faults.test.",
         server: Server::Leaf,
         signing: Signing::Csk,
@@ -363,6 +371,9 @@ pub enum Issuer {
     SelfSigned,
     /// The lab CA (`certs/ca.cert.pem`): for DANE-TA (`2 x x`) records.
     LabCa,
+    /// The interoperability receivers' intermediate CA, below their root
+    /// (`interop_pki.rs`).
+    InteropCa,
 }
 
 /// The certificates the lab makes, one per name. The zones publish TLSA
@@ -435,12 +446,14 @@ pub fn make_certs(dir: &Path) -> Certs {
         let cert = match issuer {
             Issuer::SelfSigned => params.self_signed(&key),
             Issuer::LabCa => params.signed_by(&key, &ca_cert, &ca_key),
+            Issuer::InteropCa => unreachable!("interop certificates come from interop_pki"),
         }
         .expect("rcgen certificate");
         let chain_tail = (issuer == Issuer::LabCa).then_some(&ca_cert);
         let hc = save_cert(dir, name, issuer, &key, &cert, chain_tail);
         hosts.insert(name.to_string(), hc);
     }
+    hosts.extend(crate::interop_cases::make_certs(&dir.join("interop")));
     Certs { ca, hosts }
 }
 
@@ -717,7 +730,11 @@ pub fn zone_text(zone: &Zone, keys: &Keys, certs: &Certs) -> String {
          @ SOA {ns} hostmaster.test. 1 3600 600 86400 300\n@ NS {ns}\n",
         zone.signing, zone.name,
     );
-    s.push_str(&fill_placeholders(zone.records, certs));
+    if zone.name == crate::interop_cases::ZONE {
+        s.push_str(&crate::interop_cases::zone_records(&certs.hosts));
+    } else {
+        s.push_str(&fill_placeholders(zone.records, certs));
+    }
     for child in ZONES
         .iter()
         .filter(|c| parent_zone(c.name).is_some_and(|p| p.name == zone.name))

@@ -400,10 +400,11 @@ mod tests {
     }
 
     fn tls() -> TlsState {
-        TlsState::Untrusted {
+        TlsState::Untrusted(crate::tls::state::Session {
+            engine: crate::tls::Engine::Rustls,
             protocol: "TLSv1.3".into(),
             cipher: "X".into(),
-        }
+        })
     }
 
     /// (error, DANE finding, result type and failure-reason-code; None:

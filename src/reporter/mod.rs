@@ -653,6 +653,20 @@ mod tests {
         }
         w.at(w.day.end() + Duration::from_secs(601));
         w.daily.tick().await.unwrap();
+        // Each at its own random moment: in any order.
+        let (mut posts, mails) = w.sent();
+        posts.sort();
+        assert_eq!(
+            (posts, mails),
+            (
+                vec![
+                    "https://r.a.example/v1".to_owned(),
+                    "https://r.e.example/".to_owned()
+                ],
+                vec![]
+            )
+        );
+        w.daily.tick().await.unwrap();
         assert_eq!(
             w.sent(),
             (

@@ -5,7 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::cert::{cert_report, expiry_warnings};
-use super::probe::{describe, handshake, key_probe, probe_findings, starttls_offered, Handshake};
+use super::probe::{
+    describe, handshake, key_probe, probe_findings, starttls_offered, Handshake, Need,
+};
 use super::report::{AddressCheck, DaneReport, HostCheck, MatchReport, TlsReport, TlsaReport};
 use super::Ctx;
 use crate::dns::Tlsa;
@@ -140,7 +142,14 @@ async fn check_address(ctx: &Ctx, host: &Host, ip: IpAddr) -> AddressCheck {
     let sni = sni_for(&base);
     let judge = Judge::new(ctx, host, base);
     let mut a = AddressCheck::new(ip);
-    let main = handshake(ctx, &peer, sni.clone(), Keys::Any).await;
+    let need = Need {
+        tls_required: matches!(
+            host.requirement,
+            Requirement::DaneRequired | Requirement::TlsRequired
+        ),
+        dane: judge.dane,
+    };
+    let main = handshake(ctx, &peer, sni.clone(), Keys::Any, need).await;
     let state = conversation_findings(&main, judge.dane, &mut a);
     a.chain = main
         .chain
@@ -158,14 +167,20 @@ async fn check_address(ctx: &Ctx, host: &Host, ip: IpAddr) -> AddressCheck {
             Some(Ok(m)) if judge.dane => state.authenticated(ctx.mx_secure, m),
             _ => state.clone(),
         };
-        a.tls = Some(TlsReport::of(&authenticated, sni.clone()));
+        a.tls = Some(TlsReport::of(
+            &authenticated,
+            sni.clone(),
+            main.primary_engine_failure.clone(),
+        ));
     }
     if judge.dane {
         if let Some(Err(f)) = &verdict {
             a.problems.push(format!("certificate does not verify: {f}"));
         }
     }
-    if a.starttls == Some(true) {
+    // The key probes are made with the primary engine: an address that
+    // needs the legacy engine gets none.
+    if a.starttls == Some(true) && main.primary_engine_failure.is_none() {
         for keys in [Keys::Rsa, Keys::Ecdsa] {
             let probe = key_probe(ctx, &peer, sni.clone(), keys, &judge, &main.chain).await;
             probe_findings(&probe, &judge, &main.chain, &mut a);

@@ -21,6 +21,12 @@
 //!    check the relay's verifier uses, with the host's TLSA records and
 //!    the reference identifiers {TLSA base domain, MX host, DOMAIN}. SNI
 //!    is the TLSA base domain.
+//!    When the primary TLS engine (rustls) has no protocol version, cipher
+//!    suite, key exchange or signature algorithm in common with the server
+//!    and `[tls] legacy` is on, the handshake is made again with the
+//!    legacy engine (OpenSSL), as the relay does, at the floor the relay
+//!    would use for the host (`[tls] min_version` where TLS is required);
+//!    the report says which engine the address needed and why.
 //! 4. Two more handshakes per address, one offering only RSA signature
 //!    schemes (and only TLS 1.2 suites that sign with RSA), one offering
 //!    only ECDSA ones. A server with an RSA and an ECDSA certificate then
@@ -84,9 +90,12 @@
 //!       `starttls` (offered: true/false, null when the conversation ended
 //!       before EHLO), `error` (why the main handshake did not complete, or
 //!       null)
-//!     - `tls`: `{protocol, cipher, sni, authentication}` or null
-//!       (`authentication`: `Verified`, `Trusted` (DANE matched, MX not
-//!       signed) or `Untrusted`)
+//!     - `tls`: `{protocol, cipher, sni, authentication, engine,
+//!       primary_engine_failure}` or null (`authentication`: `Verified`,
+//!       `Trusted` (DANE matched, MX not signed), `Untrusted` or
+//!       `Anonymous`; `engine`: `rustls`, or `legacy` when the address
+//!       needed OpenSSL, with `primary_engine_failure` saying why rustls
+//!       could not; null otherwise)
 //!     - `chain`: the presented certificates, leaf first: `{depth,
 //!       subject, issuer, dns_names, key_algorithm (e.g. "ECDSA P-256",
 //!       "RSA 2048"), not_before, not_after, expires_in_days, spki_sha256,
@@ -97,7 +106,8 @@
 //!       selector, mtype, data, depth, from_dns, text}` (`depth` in the
 //!       verified path, 0 = leaf)
 //!     - `key_probes`: `[{algorithm: "RSA"|"ECDSA", outcome, detail,
-//!       same_as_default, leaf}]`, `outcome` one of `verified`,
+//!       same_as_default, leaf}]` (made with the primary engine; none for
+//!       an address that needs the legacy engine), `outcome` one of `verified`,
 //!       `mismatch`, `presented` (no TLSA records to judge by), `no-key`,
 //!       `failed`; `leaf` is the presented leaf (as in `chain`) or null
 //!     - `problems`, `warnings` of this address
@@ -279,6 +289,7 @@ pub async fn check(
         domain: domain.to_owned(),
         mx_secure: plan.mx_security.is_secure(),
         now: UnixTime::now(),
+        tls: config.tls.clone(),
     };
     for host in &plan.hosts {
         report.hosts.push(host::check_host(&ctx, host).await);
@@ -323,4 +334,6 @@ struct Ctx {
     domain: String,
     mx_secure: bool,
     now: UnixTime,
+    /// `[tls]`: whether the legacy engine may be used, and the floors.
+    tls: crate::config::Tls,
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::ops::certs::hex;
 use crate::ops::resolve::{CnameReport, MxReport, SkippedReport};
 use crate::tls::dane::DaneMatch;
-use crate::tls::TlsState;
+use crate::tls::{Engine, TlsState};
 
 /// What the DNSSEC probe found.
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +91,10 @@ pub struct TlsReport {
     pub cipher: String,
     pub sni: Option<String>,
     pub authentication: &'static str,
+    /// `rustls`, or `legacy` (OpenSSL).
+    pub engine: &'static str,
+    /// Why rustls could not, when the address needed the legacy engine.
+    pub primary_engine_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,16 +206,26 @@ pub(super) fn peer_label(host: &str, address: &str, port: u16) -> String {
 
 impl TlsReport {
     /// The `tls` object of an address, for a connection in `state`.
-    pub(super) fn of(state: &TlsState, sni: Option<String>) -> TlsReport {
+    pub(super) fn of(
+        state: &TlsState,
+        sni: Option<String>,
+        primary_engine_failure: Option<String>,
+    ) -> TlsReport {
         let (protocol, cipher) = state
             .protocol_and_cipher()
             .map(|(p, c)| (p.to_owned(), c.to_owned()))
             .unwrap_or_default();
+        let engine = match state.session().map(|s| s.engine) {
+            Some(Engine::Legacy) => "legacy",
+            _ => "rustls",
+        };
         TlsReport {
             protocol,
             cipher,
             sni,
             authentication: state.label(),
+            engine,
+            primary_engine_failure,
         }
     }
 }

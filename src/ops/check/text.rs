@@ -122,6 +122,12 @@ impl AddressCheck {
                     "    {peer}: {verdict}: {starttls}; {} TLS, {} with cipher {}",
                     tls.authentication, tls.protocol, tls.cipher
                 );
+                if let Some(why) = &tls.primary_engine_failure {
+                    let _ = writeln!(
+                        out,
+                        "      needs the legacy TLS engine (OpenSSL): rustls: {why}"
+                    );
+                }
             }
             (None, Some(e)) => {
                 let _ = writeln!(out, "    {peer}: {verdict}: {starttls}; {e}");

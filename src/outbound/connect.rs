@@ -27,6 +27,7 @@ use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
 use crate::tls::legacy::{Floor, LegacyConfig};
 use crate::tls::stream::Connector;
+use crate::tls::version::TlsVersion;
 use crate::tls::webpki::StsVerifier;
 use crate::tls::Engine;
 
@@ -389,11 +390,14 @@ fn connector(
             let floor = Floor::for_policy(tls == TlsMode::Required, &ctx.config.tls);
             Connector::legacy(match (dane, sts) {
                 (Some(v), _) => LegacyConfig::dane(v.clone(), floor),
-                // An `enforce` policy's check must pass; a `testing`
-                // policy's only observes.
-                (None, Some(v)) => {
-                    LegacyConfig::sts(v.clone(), protection == Protection::Sts, floor)
+                // An `enforce` policy's check must pass, over TLS 1.2 or
+                // later whatever the configured floor (RFC 8461 §4.2); a
+                // `testing` policy's only observes.
+                (None, Some(v)) if protection == Protection::Sts => {
+                    let min_version = ctx.config.tls.min_version.max(TlsVersion::Tls1_2);
+                    LegacyConfig::sts(v.clone(), true, Floor::Mandatory { min_version })
                 }
+                (None, Some(v)) => LegacyConfig::sts(v.clone(), false, floor),
                 (None, None) => LegacyConfig::unauthenticated(floor),
             })
         }

@@ -1,5 +1,5 @@
 //! The command line: `danegate run`, `resolve`, `config check`, and the
-//! operator commands of `ops` (`check`, `doctor`, `tlsa`, `sts`). Each command loads the configuration
+//! operator commands of `ops` (`check`, `doctor`, `tlsa`, `sts`, `report`). Each command loads the configuration
 //! first, so that `[log] format` applies from the first line.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,10 @@ use crate::dns::{Probe, Resolver};
 use crate::outbound::Context;
 use crate::policy::Mode;
 use crate::server::{Handle, Server};
+use crate::state::Store;
+use crate::tlsrpt::counts::Limits;
+use crate::tlsrpt::day::{parse_rfc3339, Clock, StartedAt, SystemClock};
+use crate::tlsrpt::StoreRecorder;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +38,11 @@ enum Cmd {
         /// Configuration file (TOML); see config/danegate.toml.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// For drills and tests: TLS reporting's clock reads TIME (RFC
+        /// 3339, e.g. 2026-12-06T23:59:00Z) at start and runs on from
+        /// there, so a day can end on demand. Nothing else uses it.
+        #[arg(long, value_name = "TIME")]
+        report_clock: Option<String>,
     },
     /// Show where mail for DOMAIN would go: MX hosts, addresses, TLSA
     /// records, each marked secure or insecure, and each host's TLS
@@ -79,6 +88,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: crate::ops::sts::StsCmd,
     },
+    /// TLS reporting (RFC 8460): the day's TLS sessions per recipient
+    /// domain, which failed and why, and where the day's report went
+    /// (exit 1 when any session failed); --preview DOMAIN prints the
+    /// report JSON that would be sent.
+    Report(crate::ops::report::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -94,9 +108,20 @@ enum ConfigCmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Run { config } => match loaded(config.as_deref()) {
-            Ok(c) => run(c, config),
-            Err(code) => code,
+        Cmd::Run {
+            config,
+            report_clock,
+        } => match (
+            loaded(config.as_deref()),
+            report_clock.as_deref().map(parse_rfc3339),
+        ) {
+            (Ok(c), None) => run(c, config, Arc::new(SystemClock)),
+            (Ok(c), Some(Ok(t))) => run(c, config, Arc::new(StartedAt::new(t))),
+            (Ok(_), Some(Err(e))) => {
+                error!("--report-clock: {e}");
+                ExitCode::from(2)
+            }
+            (Err(code), _) => code,
         },
         Cmd::Resolve {
             domain,
@@ -117,6 +142,7 @@ pub fn main() -> ExitCode {
         Cmd::Check(args) => crate::ops::check::run(args),
         Cmd::Tlsa { cmd } => crate::ops::tlsa::run(cmd),
         Cmd::Sts { cmd } => crate::ops::sts::run(cmd),
+        Cmd::Report(args) => crate::ops::report::run(args),
     }
 }
 
@@ -140,7 +166,7 @@ fn loaded(path: Option<&Path>) -> Result<Config, ExitCode> {
     }
 }
 
-fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
+fn run(config: Config, path: Option<PathBuf>, clock: Arc<dyn Clock>) -> ExitCode {
     let Some(rt) = crate::ops::runtime() else {
         return ExitCode::FAILURE;
     };
@@ -164,11 +190,19 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
                 }
             }
         }
-        let sts = match start_sts(&config, resolver.clone()) {
+        let store = open_store(&config);
+        let sts = match start_sts(&config, resolver.clone(), store.clone()) {
             Ok(s) => s,
             Err(code) => return code,
         };
-        let ctx = Arc::new(Context::with_sts(config, resolver, sts));
+        let limits = Limits {
+            max_details: config.tlsrpt.max_failure_details,
+        };
+        let recorder = StoreRecorder::start(store.clone(), clock.clone(), limits);
+        let ctx = Arc::new(Context {
+            tlsrpt: recorder.clone(),
+            ..Context::with_sts(config, resolver, sts)
+        });
         let server = match Server::bind(ctx).await {
             Ok(s) => s,
             Err(e) => {
@@ -176,29 +210,39 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Err(e) = crate::reporter::live::spawn(store, clock, server.handle()) {
+            error!("TLS reporting: {e}; no reports are sent");
+        }
         tokio::spawn(reload_on_hangup(path, server.handle()));
         server.run(stop_signal()).await;
+        recorder.flush(std::time::Duration::from_secs(5));
         ExitCode::SUCCESS
     })
 }
 
 /// Opens the state database (in memory, with an error logged, when the
-/// directory cannot be used), builds MTA-STS on it, starts its
-/// background refresh and the control socket. Err: a configuration
-/// error (an unusable `[mta_sts] ca_file`).
-fn start_sts(
-    config: &Config,
-    resolver: Arc<dyn Resolver>,
-) -> Result<Arc<crate::sts::Sts>, ExitCode> {
-    let (store, problem) = crate::state::Store::open_or_memory(&config.state.dir);
+/// directory cannot be used).
+fn open_store(config: &Config) -> Store {
+    let (store, problem) = Store::open_or_memory(&config.state.dir);
     match problem {
         None => info!("state database: {}", store.location()),
         Some(e) => error!(
-            "{e}; keeping state in memory only: cached MTA-STS policies are lost at every restart"
+            "{e}; keeping state in memory only: cached MTA-STS policies and TLS reporting counts are lost at every restart"
         ),
     }
+    store
+}
+
+/// Builds MTA-STS on the state database, starts its background refresh
+/// and the control socket. Err: a configuration error (an unusable
+/// `[mta_sts] ca_file`).
+fn start_sts(
+    config: &Config,
+    resolver: Arc<dyn Resolver>,
+    store: Store,
+) -> Result<Arc<crate::sts::Sts>, ExitCode> {
     let durable = store.is_durable();
-    let sts = match crate::sts::from_config(config, resolver, store) {
+    let sts = match crate::sts::from_config(config, resolver, store.clone()) {
         Ok(s) => s,
         Err(e) => {
             error!("configuration error: {e}");
@@ -212,7 +256,7 @@ fn start_sts(
     sts.spawn_refresher();
     if durable {
         let path = crate::control::socket_path(&config.state.dir);
-        if let Err(e) = crate::control::serve(&path, sts.clone()) {
+        if let Err(e) = crate::control::serve(&path, sts.clone(), store) {
             warn!(
                 "no control socket at {}: {e}; `danegate sts` cannot reach this process",
                 path.display()
@@ -297,14 +341,27 @@ async fn reload(path: &Path, handle: &Handle) -> Result<(), String> {
     if new.state.dir != old.config.state.dir {
         warn!("state.dir changed: it takes effect only when danegate restarts");
     }
-    handle.replace(Arc::new(Context::with_sts(new, resolver, old.sts.clone())));
+    handle.replace(Arc::new(Context {
+        tlsrpt: old.tlsrpt.clone(),
+        ..Context::with_sts(new, resolver, old.sts.clone())
+    }));
     Ok(())
 }
 
 fn config_check(config: &Config) -> ExitCode {
+    let dkim = crate::reporter::live::check_dkim(&config.tlsrpt);
+    if let Err(e) = &dkim {
+        error!("configuration error: {e}");
+    }
     match toml::to_string_pretty(config) {
         Ok(text) => {
             println!("# effective configuration (every default filled in)\n{text}");
+            for note in crate::reporter::live::notes(&config.tlsrpt) {
+                println!("# {note}");
+            }
+            if dkim.is_err() {
+                return ExitCode::from(2);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

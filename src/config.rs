@@ -33,6 +33,7 @@ pub struct Config {
     pub state: State,
     pub tls: Tls,
     pub mta_sts: MtaSts,
+    pub tlsrpt: TlsRpt,
 }
 
 /// `[tls]`: the TLS engines (see `crate::tls::legacy`) and the lowest
@@ -101,6 +102,120 @@ impl Default for MtaSts {
             fetch_timeout: 10,
             refresh_interval: 86400,
         }
+    }
+}
+
+/// `[tlsrpt]`: SMTP TLS Reporting (RFC 8460). Outcomes are always
+/// counted (for `danegate report`); reports are sent only when enabled.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsRpt {
+    pub enabled: bool,
+    /// `organization-name` of every report.
+    pub organization_name: String,
+    /// `contact-info`: an address; also the From of mailed reports.
+    pub contact_info: String,
+    /// `TLS-Report-Submitter`; default: the domain of `contact_info`,
+    /// which RFC 8460 §5.3 requires it to be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submitter: Option<String>,
+    /// PEM private key (RSA or Ed25519) that signs mailed reports with
+    /// DKIM for the submitter's domain (RFC 8460 §3 requires a signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dkim_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dkim_selector: Option<String>,
+    /// Longest random delay, in seconds after the end of a UTC day,
+    /// before a domain's report for it is sent.
+    pub send_delay: u64,
+    /// Seconds a report that could not be delivered is retried, with
+    /// backoff (RFC 8460 §5.5: up to 24 hours).
+    pub retry_for: u64,
+    /// Distinct failure details kept per domain and day; failures past
+    /// it still count in the summary.
+    pub max_failure_details: u64,
+    /// Days of counts kept for `danegate report`.
+    pub keep_days: u32,
+}
+
+impl Default for TlsRpt {
+    fn default() -> Self {
+        TlsRpt {
+            enabled: false,
+            organization_name: String::new(),
+            contact_info: String::new(),
+            submitter: None,
+            dkim_key: None,
+            dkim_selector: None,
+            send_delay: 14_400,
+            retry_for: 86_400,
+            max_failure_details: 1_000,
+            keep_days: 14,
+        }
+    }
+}
+
+impl TlsRpt {
+    /// The submitter's domain: `submitter`, else the domain of
+    /// `contact_info`.
+    pub fn submitter(&self) -> Option<String> {
+        self.submitter.clone().or_else(|| {
+            self.contact_info
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .filter(|d| is_dns_name(d))
+        })
+    }
+
+    /// What the settings lack for sending reports (empty: nothing), in
+    /// words for `config check` and the start-up log.
+    pub fn missing(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.organization_name.trim().is_empty() {
+            out.push("tlsrpt.organization_name is not set".to_owned());
+        }
+        if !is_address(&self.contact_info) {
+            out.push(format!(
+                "tlsrpt.contact_info {:?} is not an address (local@domain)",
+                self.contact_info
+            ));
+        }
+        if let (Some(s), Some((_, d))) = (&self.submitter, self.contact_info.rsplit_once('@')) {
+            if !s.eq_ignore_ascii_case(d) {
+                out.push(format!("tlsrpt.submitter {s:?} is not the domain of contact_info ({d}); RFC 8460 §5.3 requires them to match"));
+            }
+        }
+        if self.submitter().is_none() {
+            out.push("tlsrpt.submitter: no domain (set contact_info)".to_owned());
+        }
+        if self.dkim_key.is_some() != self.dkim_selector.is_some() {
+            out.push("tlsrpt.dkim_key and tlsrpt.dkim_selector go together".to_owned());
+        }
+        if let Some(sel) = &self.dkim_selector {
+            if !is_dns_name(sel) {
+                out.push(format!("tlsrpt.dkim_selector {sel:?} is not a DNS label"));
+            }
+        }
+        out
+    }
+
+    /// Whether mailed (mailto:) reports can be sent: they need a DKIM key.
+    pub fn can_mail(&self) -> bool {
+        self.dkim_key.is_some() && self.dkim_selector.is_some()
+    }
+}
+
+/// local@domain, the domain a DNS name (RFC 5321 Mailbox, roughly).
+fn is_address(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"<>()[]\\,;:\"@".contains(&b))
+                && is_dns_name(domain)
+        }
+        None => false,
     }
 }
 
@@ -549,6 +664,11 @@ impl Config {
         if self.mta_sts.refresh_interval == 0 {
             return fail("mta_sts.refresh_interval: must be at least 1".into());
         }
+        if self.tlsrpt.enabled {
+            if let Some(first) = self.tlsrpt.missing().into_iter().next() {
+                return fail(format!("{first} (needed with tlsrpt.enabled = true)"));
+            }
+        }
         if self.dns.mode == DnsMode::TrustAd {
             if let Some(ns) = self
                 .dns
@@ -620,6 +740,15 @@ mod tests {
             "ca_file",
             "fetch_timeout",
             "refresh_interval",
+            "organization_name",
+            "contact_info",
+            "submitter",
+            "dkim_key",
+            "dkim_selector",
+            "send_delay",
+            "retry_for",
+            "max_failure_details",
+            "keep_days",
         ];
         for key in keys {
             assert!(
@@ -638,6 +767,7 @@ mod tests {
             "[tls]",
             "[state]",
             "[mta_sts]",
+            "[tlsrpt]",
         ] {
             assert!(DOCUMENTED.contains(section), "{section} is not documented");
         }
@@ -751,6 +881,22 @@ mode = "test"
         (
             "[mta_sts]\nrefresh_interval = 0\n",
             "test: mta_sts.refresh_interval: must be at least 1",
+        ),
+        (
+            "[tlsrpt]\nenabled = true\ncontact_info = \"tlsrpt@example.com\"\n",
+            "test: tlsrpt.organization_name is not set (needed with tlsrpt.enabled = true)",
+        ),
+        (
+            "[tlsrpt]\nenabled = true\norganization_name = \"X\"\ncontact_info = \"nobody\"\n",
+            "test: tlsrpt.contact_info \"nobody\" is not an address (local@domain) (needed with tlsrpt.enabled = true)",
+        ),
+        (
+            "[tlsrpt]\nenabled = true\norganization_name = \"X\"\ncontact_info = \"r@example.com\"\nsubmitter = \"other.example\"\n",
+            "test: tlsrpt.submitter \"other.example\" is not the domain of contact_info (example.com); RFC 8460 §5.3 requires them to match (needed with tlsrpt.enabled = true)",
+        ),
+        (
+            "[tlsrpt]\nenabled = true\norganization_name = \"X\"\ncontact_info = \"r@example.com\"\ndkim_selector = \"s1\"\n",
+            "test: tlsrpt.dkim_key and tlsrpt.dkim_selector go together (needed with tlsrpt.enabled = true)",
         ),
     ];
 

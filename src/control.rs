@@ -1,5 +1,6 @@
 //! The control socket: a Unix socket in `[state] dir` through which
-//! operator commands reach the running danegate (`danegate sts ...`),
+//! operator commands reach the running danegate (`danegate sts ...`,
+//! `danegate report`),
 //! since the state database can be open in one process only.
 //!
 //! One request line per connection, one answer: the exit status on the
@@ -16,6 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tracing::{info, warn};
 
 use crate::ops::sts::{execute, Request};
+use crate::state::Store;
 use crate::sts::Sts;
 
 /// The socket's file name inside `[state] dir`.
@@ -31,7 +33,11 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 
 /// Listens on `path` (replacing a stale socket file) and answers
 /// requests until the process ends.
-pub fn serve(path: &Path, sts: Arc<Sts>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn serve(
+    path: &Path,
+    sts: Arc<Sts>,
+    store: Store,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if path.exists() {
         std::fs::remove_file(path)?;
     }
@@ -41,7 +47,7 @@ pub fn serve(path: &Path, sts: Arc<Sts>) -> std::io::Result<tokio::task::JoinHan
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(answer(stream, sts.clone()));
+                    tokio::spawn(answer(stream, sts.clone(), store.clone()));
                 }
                 Err(e) => {
                     warn!("control socket: {e}");
@@ -52,7 +58,7 @@ pub fn serve(path: &Path, sts: Arc<Sts>) -> std::io::Result<tokio::task::JoinHan
     }))
 }
 
-async fn answer(stream: UnixStream, sts: Arc<Sts>) {
+async fn answer(stream: UnixStream, sts: Arc<Sts>, store: Store) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read).take(MAX_LINE as u64);
@@ -62,7 +68,12 @@ async fn answer(stream: UnixStream, sts: Arc<Sts>) {
             let (code, text) = execute(&sts, &request).await;
             format!("{code}\n{text}")
         }
-        _ => "2\nunknown request; expected \"sts show|refresh|forget DOMAIN [json]\"\n".to_owned(),
+        // `danegate report`: the day's TLS reporting counts.
+        (Ok(Ok(_)), None) if line.starts_with("report ") => {
+            let (code, text) = crate::ops::report::answer(&store, &line);
+            format!("{code}\n{text}")
+        }
+        _ => "2\nunknown request; expected \"sts show|refresh|forget DOMAIN [json]\" or \"report DAY DOMAIN|-\"\n".to_owned(),
     };
     let _ = write.write_all(reply.as_bytes()).await;
     let _ = write.shutdown().await;

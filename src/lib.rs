@@ -41,6 +41,10 @@
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
 //! - [`state`]: the embedded database that survives restarts.
+//! - [`tlsrpt`]: SMTP TLS Reporting (RFC 8460): every outbound TLS
+//!   session's outcome counted per domain and day, and the report itself;
+//!   [`reporter`]: sending each day's reports (HTTPS, and mail through the
+//!   outbound path).
 //! - [`ops`]: operator commands ([`ops::check`], [`ops::resolve`],
 //!   [`ops::doctor`], [`ops::tlsa`]: `generate | verify | published`,
 //!   [`ops::sts`]: `show | refresh | forget`, which reaches a running
@@ -59,8 +63,10 @@ pub mod metrics;
 pub mod ops;
 pub mod outbound;
 pub mod policy;
+pub mod reporter;
 pub mod server;
 pub mod smtp;
 pub mod state;
 pub mod sts;
 pub mod tls;
+pub mod tlsrpt;

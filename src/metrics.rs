@@ -18,6 +18,8 @@
 //! | `danegate_sts_policy_fetches_total` | `result` (MTA-STS policy fetches): ok, sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid |
 //! | `danegate_sts_results_total` | `result` (per host tried under an MTA-STS policy): verified, certificate_invalid, starttls_missing, mx_not_allowed, testing_would_defer |
 //! | `danegate_would_defer_total` | `reason` (test mode: what enforcement would have deferred) |
+//! | `danegate_tlsrpt_reports_total` | `method`: https, mailto; `result`: sent, failed (TLS reports, RFC 8460, per destination and attempt) |
+//! | `danegate_tlsrpt_outcomes_dropped_total` | | (TLS reporting: session outcomes not recorded because the state database did not keep up) |
 //! | `danegate_dns_lookup_seconds` | histogram of DNS lookups that were not cached |
 //! | `danegate_relay_seconds` | histogram of transactions, MAIL FROM to the final reply |
 
@@ -67,6 +69,12 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodResultLabel {
+    pub method: String,
+    pub result: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     connections: Family<ResultLabel, Counter>,
@@ -80,6 +88,8 @@ pub struct Metrics {
     would_defer: Family<ReasonLabel, Counter>,
     sts_fetches: Family<ResultLabel, Counter>,
     sts: Family<ResultLabel, Counter>,
+    tlsrpt_reports: Family<MethodResultLabel, Counter>,
+    tlsrpt_dropped: Counter,
     dns_seconds: Histogram,
     relay_seconds: Histogram,
 }
@@ -153,6 +163,18 @@ impl Metrics {
             "MTA-STS results per destination host tried under a policy",
             sts.clone(),
         );
+        let tlsrpt_reports = Family::<MethodResultLabel, Counter>::default();
+        registry.register(
+            "tlsrpt_reports",
+            "TLS reports (RFC 8460) sent and failed, per destination and attempt",
+            tlsrpt_reports.clone(),
+        );
+        let tlsrpt_dropped = Counter::default();
+        registry.register(
+            "tlsrpt_outcomes_dropped",
+            "TLS reporting: session outcomes not recorded (the state database did not keep up)",
+            tlsrpt_dropped.clone(),
+        );
         let dns_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "dns_lookup_seconds",
@@ -178,6 +200,8 @@ impl Metrics {
             would_defer,
             sts_fetches,
             sts,
+            tlsrpt_reports,
+            tlsrpt_dropped,
             dns_seconds,
             relay_seconds,
         }
@@ -267,6 +291,20 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+    }
+
+    /// A TLS report sent (or not) to one destination.
+    pub fn tlsrpt_report(&self, method: &str, result: &str) {
+        self.tlsrpt_reports
+            .get_or_create(&MethodResultLabel {
+                method: method.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn tlsrpt_dropped(&self) {
+        self.tlsrpt_dropped.inc();
     }
 
     pub fn dns_lookup(&self, elapsed: Duration) {

@@ -205,13 +205,26 @@ pub struct Running {
 
 impl Running {
     pub fn start(config: &Path) -> Running {
-        let log_path = config.with_extension("log");
+        Running::start_with(config, &[])
+    }
+
+    /// `danegate run --config CONFIG ARGS...`, its log in `NAME-K.log` for
+    /// the K-th run of a config that ran before (a restart keeps the log
+    /// of the run it follows).
+    pub fn start_with(config: &Path, args: &[&str]) -> Running {
+        let mut log_path = config.with_extension("log");
+        let mut k = 1;
+        while log_path.exists() {
+            k += 1;
+            log_path = config.with_extension(format!("{k}.log"));
+        }
         let log = File::create(&log_path)
             .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
         let mut cmd = Command::new(BIN);
         cmd.arg("run")
             .arg("--config")
             .arg(config)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
@@ -282,6 +295,14 @@ impl Running {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to tidy up (a crash).
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            self.exited = self.child.wait().ok();
         }
     }
 

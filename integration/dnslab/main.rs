@@ -67,6 +67,9 @@ mod resolve;
 mod startup;
 mod strip;
 mod sts;
+// `tlsrpt`: a day of traffic through a legacy Postfix, danegate killed and
+// restarted, the day's TLS reports delivered once (RFC 8460).
+mod tlsrpt;
 // `zoo_relay`: the DNAME, mixed-family and IDN (SMTPUTF8) zoo cases end to
 // end through a legacy Postfix and danegate to a Postfix receiver.
 mod zoo_relay;

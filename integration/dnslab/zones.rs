@@ -281,6 +281,10 @@ mx-notlsa A 127.0.25.7
 sts MX 10 mx1
 _mta-sts.sts TXT \"v=STSv1; id=dane1\"
 mta-sts.sts A 127.0.53.57
+; TLS reporting (tlsrpt.rs): reports by HTTPS to the lab's collector and
+; by mail to mx1
+_smtp._tls TXT \"v=TLSRPTv1; rua=https://tlsrpt.secure.test:8443/v1/secure,mailto:tlsrpt@secure.test\"
+tlsrpt A 127.0.53.58
 ",
     },
     Zone {
@@ -293,6 +297,8 @@ mx A 127.0.25.3
 _25._tcp.mx TLSA 3 1 1 {spki:mx.unsigned.test}
 ; an insecure MX RRset naming a secure host
 secure-mx MX 10 mx1.secure.test.
+; TLS reporting (tlsrpt.rs)
+_smtp._tls TXT \"v=TLSRPTv1; rua=https://tlsrpt.secure.test:8443/v1/unsigned\"
 ",
     },
     Zone {
@@ -332,6 +338,8 @@ _25._tcp.mx-fallback TLSA 3 1 1 {spki:mx-fallback.cname.test}
 ; the TLSA lookup at the target fails: no fallback to this name's
 mx-nofallback CNAME mx.tlsa-fail.test.
 _25._tcp.mx-nofallback TLSA 3 1 1 {spki:mx-nofallback.cname.test}
+; TLS reporting (tlsrpt.rs): a record, but no mail to the domain
+_smtp._tls TXT \"v=TLSRPTv1; rua=https://tlsrpt.secure.test:8443/v1/cname\"
 ",
     },
     Zone {

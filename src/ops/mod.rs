@@ -2,9 +2,10 @@
 //! next to the relay. One file or folder per command: [`resolve`] (the
 //! plan for a domain, connecting nowhere), [`check`] (the whole delivery
 //! path to a domain, handshakes included), [`doctor`] (the resolver
-//! self-test) and [`tlsa`] (records for a certificate or key: generate,
-//! verify, published). They share [`certs`] (certificate facts as they
-//! are written), [`dates`] and [`lookups`] (every DNS lookup a command
+//! self-test), [`tlsa`] (records for a certificate or key: generate,
+//! verify, published), [`sts`] (cached MTA-STS policies) and [`report`]
+//! (TLS reporting's counts). They share [`certs`] (certificate facts as
+//! they are written), [`dates`] and [`lookups`] (every DNS lookup a command
 //! made) rather than copying them; TLS and TLSA semantics come from
 //! [`crate::tls`].
 //!
@@ -16,6 +17,7 @@ pub mod check;
 pub mod dates;
 pub mod doctor;
 pub mod lookups;
+pub mod report;
 pub mod resolve;
 pub mod sts;
 pub mod tlsa;

@@ -22,7 +22,7 @@ use crate::outbound::mtasts;
 use crate::outbound::plan::{Host, Plan, SkipReason};
 use crate::outbound::pool::Destination;
 use crate::outbound::stage::Stage;
-use crate::outbound::Context;
+use crate::outbound::{tlsrpt, Context};
 use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
 use crate::tls::legacy::{Floor, LegacyConfig};
@@ -34,16 +34,24 @@ use crate::tls::Engine;
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
 pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Destination, Failure> {
-    let plan = ctx
+    let plan = match ctx
         .planner
         .plan(ctx.resolver.as_ref(), &ctx.config, domain)
-        .await?;
+        .await
+    {
+        Ok(plan) => plan,
+        Err(e) => {
+            tlsrpt::record_plan_error(ctx, domain, &e);
+            return Err(e.into());
+        }
+    };
     if plan.unicode != plan.domain {
         info!(
             session,
             domain, "internationalised domain {} is {} in DNS", plan.unicode, plan.domain
         );
     }
+    tlsrpt::record_plan(ctx, &plan);
     mtasts::log_plan(session, &plan);
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
@@ -159,6 +167,9 @@ async fn try_host(
             host: host.name.clone(),
             addr: SocketAddr::new(address.ip, host.port),
         };
+        if let Requirement::Refuse(reason) = address.requirement {
+            tlsrpt::record_refusal(ctx, plan, host, &peer, reason);
+        }
         let wanted = match address.requirement {
             Requirement::Refuse(reason) if test => {
                 metrics::global().would_defer("policy");
@@ -221,7 +232,7 @@ async fn attempt(
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
     let (hello, mut verifiers) = hello_for(ctx, plan, host, protection, Engine::Rustls);
-    let mut result = try_address(ctx, peer, &hello).await;
+    let (mut local, mut result) = try_address(ctx, peer, &hello).await;
     if let (Err(e @ OutboundError::Tls { peer, cause }), Some(mismatch)) =
         (&result, hello.tls_config.mismatch())
     {
@@ -229,7 +240,7 @@ async fn attempt(
             metrics::global().tls_fallback(mismatch.metric_word());
             info!(peer = %peer, "{e}; trying again with the legacy TLS engine (OpenSSL)");
             let (hello, v) = hello_for(ctx, plan, host, protection, Engine::Legacy);
-            result = try_address(ctx, peer, &hello).await;
+            (local, result) = try_address(ctx, peer, &hello).await;
             verifiers = v;
         } else {
             result = Err(OutboundError::Tls {
@@ -238,7 +249,33 @@ async fn attempt(
             });
         }
     }
-    judge(plan, host, protection, verifiers, result)
+    let dane = verifiers.dane.as_ref().and_then(|v| v.failure());
+    let webpki = verifiers.sts.as_ref().and_then(|v| v.verdict());
+    let result = judge(plan, host, protection, verifiers, result);
+    // TLS reporting: the attempt under the address's own requirement
+    // (not the plaintext or test-mode fallbacks after it).
+    if Some(protection) == required(host, peer) {
+        let (dane, webpki) = (dane.as_ref(), webpki.as_ref());
+        tlsrpt::record_attempt(ctx, plan, host, peer, local, &result, dane, webpki);
+    }
+    result
+}
+
+/// The protection the requirement of the address `peer` asks for (none:
+/// refused).
+fn required(host: &Host, peer: &Peer) -> Option<Protection> {
+    let requirement = host
+        .addresses
+        .iter()
+        .find(|a| a.ip == peer.addr.ip())
+        .map_or(host.requirement, |a| a.requirement);
+    match requirement {
+        Requirement::Refuse(_) => None,
+        Requirement::Opportunistic => Some(Protection::Opportunistic),
+        Requirement::TlsRequired => Some(Protection::Encrypt),
+        Requirement::DaneRequired => Some(Protection::Dane),
+        Requirement::StsRequired => Some(Protection::Sts),
+    }
 }
 
 /// The verifiers of one attempt, to ask afterwards what they proved.
@@ -384,27 +421,38 @@ fn connector(
     }
 }
 
+/// One connection and its conversation up to the hello; also our own
+/// address on it (TLS reporting's sending-mta-ip).
 async fn try_address(
     ctx: &Context,
     peer: &Peer,
     hello: &Hello,
-) -> Result<Client<TcpStream>, OutboundError> {
+) -> (Option<SocketAddr>, Result<Client<TcpStream>, OutboundError>) {
     let limit = Stage::Connect.timeout(&ctx.timeouts);
     let stream = match timeout(limit, TcpStream::connect(peer.addr)).await {
         Err(_) => {
-            return Err(OutboundError::Connect {
-                peer: peer.clone(),
-                cause: "connection timed out".into(),
-            })
+            let cause = "connection timed out".into();
+            return (
+                None,
+                Err(OutboundError::Connect {
+                    peer: peer.clone(),
+                    cause,
+                }),
+            );
         }
         Ok(Err(e)) => {
-            return Err(OutboundError::Connect {
-                peer: peer.clone(),
-                cause: e.to_string(),
-            })
+            let cause = e.to_string();
+            return (
+                None,
+                Err(OutboundError::Connect {
+                    peer: peer.clone(),
+                    cause,
+                }),
+            );
         }
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    Client::open(stream, peer.clone(), hello).await
+    let local = stream.local_addr().ok();
+    (local, Client::open(stream, peer.clone(), hello).await)
 }

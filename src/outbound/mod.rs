@@ -9,7 +9,8 @@
 //! transaction through it as typed states (over the private `wire`, which
 //! owns the bytes); [`stage`] holds every protocol state's timeout,
 //! description and expected replies; [`failure`] says why an attempt
-//! failed and how the legacy MTA hears it.
+//! failed and how the legacy MTA hears it; [`tlsrpt`] turns each TLS
+//! attempt into what TLS reporting counts.
 
 pub mod client;
 pub mod connect;
@@ -19,6 +20,7 @@ pub mod mtasts;
 pub mod plan;
 pub mod pool;
 pub mod stage;
+pub mod tlsrpt;
 pub mod transaction;
 mod wire;
 
@@ -29,11 +31,13 @@ use crate::tls::ClientConfig;
 
 use crate::config::{Config, Timeouts};
 use crate::dns::Resolver;
+use crate::tlsrpt::{Discard, Recorder};
 use plan::Planner;
 use pool::Pool;
 
 /// What every session shares: configuration, resolver, TLS settings,
-/// MTA-STS and the cache of idle outbound connections.
+/// MTA-STS, the cache of idle outbound connections and where TLS
+/// reporting records each session's outcome.
 pub struct Context {
     pub config: Arc<Config>,
     pub resolver: Arc<dyn Resolver>,
@@ -47,6 +51,9 @@ pub struct Context {
     pub tls_encrypt: Arc<ClientConfig>,
     pub timeouts: Arc<Timeouts>,
     pub pool: Arc<Pool>,
+    /// TLS reporting (RFC 8460); [`Discard`] unless the relay set one
+    /// (`Context { tlsrpt, ..Context::new(..) }`).
+    pub tlsrpt: Arc<dyn Recorder>,
 }
 
 impl Context {
@@ -88,6 +95,7 @@ impl Context {
             tls_opportunistic,
             tls_encrypt,
             timeouts,
+            tlsrpt: Arc::new(Discard),
         }
     }
 }

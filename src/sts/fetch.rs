@@ -206,7 +206,7 @@ fn is_text_plain(content_type: &str) -> bool {
 
 /// An error and its causes, "a: b: c", without repeating a cause that
 /// its parent already quotes.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -220,8 +220,9 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// reqwest's name resolution through danegate's resolver, so that a
-/// policy host is found where `[dns]` says, as MX hosts are.
-struct ViaResolver(Arc<dyn Resolver>, u16);
+/// policy host is found where `[dns]` says, as MX hosts are. Port 0: the
+/// URL's (TLS reports use it for their collectors).
+pub(crate) struct ViaResolver(pub(crate) Arc<dyn Resolver>, pub(crate) u16);
 
 impl reqwest::dns::Resolve for ViaResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

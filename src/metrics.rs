@@ -75,138 +75,49 @@ pub struct MethodResultLabel {
     pub result: String,
 }
 
-pub struct Metrics {
-    registry: Registry,
-    connections: Family<ResultLabel, Counter>,
-    pub sessions_active: Gauge,
-    transactions: Family<OutcomeLabel, Counter>,
-    recipients: Family<OutcomeReasonLabel, Counter>,
-    tls: Family<StateLabel, Counter>,
-    tls_legacy: Family<LegacyLabel, Counter>,
-    tls_fallbacks: Family<ReasonLabel, Counter>,
-    dane: Family<ResultLabel, Counter>,
-    would_defer: Family<ReasonLabel, Counter>,
-    sts_fetches: Family<ResultLabel, Counter>,
-    sts: Family<ResultLabel, Counter>,
-    tlsrpt_reports: Family<MethodResultLabel, Counter>,
-    tlsrpt_dropped: Counter,
-    dns_seconds: Histogram,
-    relay_seconds: Histogram,
+/// The metrics as a table: each field with its type, how it is made, its
+/// name (under `danegate_`) and its help text. Declares [`Metrics`] and
+/// `Metrics::new`, which registers every one.
+macro_rules! metrics_table {
+    ($($vis:vis $field:ident: $ty:ty = $make:expr, $name:literal, $help:literal;)*) => {
+        pub struct Metrics {
+            registry: Registry,
+            $($vis $field: $ty,)*
+        }
+
+        impl Metrics {
+            fn new() -> Metrics {
+                let mut registry = Registry::with_prefix("danegate");
+                $(
+                    let $field: $ty = $make;
+                    registry.register($name, $help, $field.clone());
+                )*
+                Metrics { registry, $($field,)* }
+            }
+        }
+    };
+}
+
+#[rustfmt::skip]
+metrics_table! {
+    connections: Family<ResultLabel, Counter> = Family::<ResultLabel, Counter>::default(), "connections", "Inbound connections by result";
+    pub sessions_active: Gauge = Gauge::default(), "sessions_active", "Inbound sessions in progress";
+    transactions: Family<OutcomeLabel, Counter> = Family::<OutcomeLabel, Counter>::default(), "transactions", "Mail transactions by outcome";
+    recipients: Family<OutcomeReasonLabel, Counter> = Family::<OutcomeReasonLabel, Counter>::default(), "recipients", "Recipients by outcome and reason";
+    tls: Family<StateLabel, Counter> = Family::<StateLabel, Counter>::default(), "tls_connections", "Outbound connections by TLS state";
+    tls_legacy: Family<LegacyLabel, Counter> = Family::<LegacyLabel, Counter>::default(), "tls_legacy_connections", "Outbound connections made by the legacy TLS engine (OpenSSL), by TLS state, protocol and cipher";
+    tls_fallbacks: Family<ReasonLabel, Counter> = Family::<ReasonLabel, Counter>::default(), "tls_fallbacks", "rustls handshakes that failed for lack of a common version, cipher suite, key exchange or signature algorithm";
+    dane: Family<ResultLabel, Counter> = Family::<ResultLabel, Counter>::default(), "dane_results", "DANE results per destination host tried";
+    would_defer: Family<ReasonLabel, Counter> = Family::<ReasonLabel, Counter>::default(), "would_defer", "Test mode: deliveries enforcement would have deferred";
+    sts_fetches: Family<ResultLabel, Counter> = Family::<ResultLabel, Counter>::default(), "sts_policy_fetches", "MTA-STS policy fetches by result (TLS-RPT result types for failures)";
+    sts: Family<ResultLabel, Counter> = Family::<ResultLabel, Counter>::default(), "sts_results", "MTA-STS results per destination host tried under a policy";
+    tlsrpt_reports: Family<MethodResultLabel, Counter> = Family::<MethodResultLabel, Counter>::default(), "tlsrpt_reports", "TLS reports (RFC 8460) sent and failed, per destination and attempt";
+    tlsrpt_dropped: Counter = Counter::default(), "tlsrpt_outcomes_dropped", "TLS reporting: session outcomes not recorded (the state database did not keep up)";
+    dns_seconds: Histogram = Histogram::new(exponential_buckets(0.0005, 2.0, 16)), "dns_lookup_seconds", "DNS lookups not answered from the cache";
+    relay_seconds: Histogram = Histogram::new(exponential_buckets(0.005, 2.0, 16)), "relay_seconds", "Transactions, from MAIL FROM to the final reply";
 }
 
 impl Metrics {
-    fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("danegate");
-        let connections = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "connections",
-            "Inbound connections by result",
-            connections.clone(),
-        );
-        let sessions_active = Gauge::default();
-        registry.register(
-            "sessions_active",
-            "Inbound sessions in progress",
-            sessions_active.clone(),
-        );
-        let transactions = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
-            "transactions",
-            "Mail transactions by outcome",
-            transactions.clone(),
-        );
-        let recipients = Family::<OutcomeReasonLabel, Counter>::default();
-        registry.register(
-            "recipients",
-            "Recipients by outcome and reason",
-            recipients.clone(),
-        );
-        let tls = Family::<StateLabel, Counter>::default();
-        registry.register(
-            "tls_connections",
-            "Outbound connections by TLS state",
-            tls.clone(),
-        );
-        let tls_legacy = Family::<LegacyLabel, Counter>::default();
-        registry.register(
-            "tls_legacy_connections",
-            "Outbound connections made by the legacy TLS engine (OpenSSL), by TLS state, protocol and cipher",
-            tls_legacy.clone(),
-        );
-        let tls_fallbacks = Family::<ReasonLabel, Counter>::default();
-        registry.register(
-            "tls_fallbacks",
-            "rustls handshakes that failed for lack of a common version, cipher suite, key exchange or signature algorithm",
-            tls_fallbacks.clone(),
-        );
-        let dane = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "dane_results",
-            "DANE results per destination host tried",
-            dane.clone(),
-        );
-        let would_defer = Family::<ReasonLabel, Counter>::default();
-        registry.register(
-            "would_defer",
-            "Test mode: deliveries enforcement would have deferred",
-            would_defer.clone(),
-        );
-        let sts_fetches = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "sts_policy_fetches",
-            "MTA-STS policy fetches by result (TLS-RPT result types for failures)",
-            sts_fetches.clone(),
-        );
-        let sts = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "sts_results",
-            "MTA-STS results per destination host tried under a policy",
-            sts.clone(),
-        );
-        let tlsrpt_reports = Family::<MethodResultLabel, Counter>::default();
-        registry.register(
-            "tlsrpt_reports",
-            "TLS reports (RFC 8460) sent and failed, per destination and attempt",
-            tlsrpt_reports.clone(),
-        );
-        let tlsrpt_dropped = Counter::default();
-        registry.register(
-            "tlsrpt_outcomes_dropped",
-            "TLS reporting: session outcomes not recorded (the state database did not keep up)",
-            tlsrpt_dropped.clone(),
-        );
-        let dns_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        registry.register(
-            "dns_lookup_seconds",
-            "DNS lookups not answered from the cache",
-            dns_seconds.clone(),
-        );
-        let relay_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 16));
-        registry.register(
-            "relay_seconds",
-            "Transactions, from MAIL FROM to the final reply",
-            relay_seconds.clone(),
-        );
-        Metrics {
-            registry,
-            connections,
-            sessions_active,
-            transactions,
-            recipients,
-            tls,
-            tls_legacy,
-            tls_fallbacks,
-            dane,
-            would_defer,
-            sts_fetches,
-            sts,
-            tlsrpt_reports,
-            tlsrpt_dropped,
-            dns_seconds,
-            relay_seconds,
-        }
-    }
-
     pub fn connection(&self, result: &str) {
         self.connections
             .get_or_create(&ResultLabel {

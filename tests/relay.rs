@@ -1644,6 +1644,60 @@ async fn second_address_of_a_host_is_tried() {
     c.cmd("RCPT TO:<rcpt@multi.test>", RCPT_OK).await;
 }
 
+/// Happy Eyeballs (RFC 8305): an address whose TCP handshake never
+/// completes (a listener whose accept queue is full drops the SYN) does
+/// not hold delivery up until the connect timeout (30 s here): the next
+/// address is tried 250 ms later and wins.
+#[tokio::test]
+async fn a_silent_address_does_not_wait_for_the_connect_timeout() {
+    let dest = FakeDest::start(DestScript::default()).await;
+    // 127.0.0.4 on the destination's port, never accepting, its queue
+    // filled by connections of our own.
+    let silent = tokio::net::TcpSocket::new_v4().unwrap();
+    silent
+        .bind(std::net::SocketAddr::new(
+            [127, 0, 0, 4].into(),
+            dest.port(),
+        ))
+        .unwrap();
+    let listener = silent.listen(0).unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..4 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        let c = tokio::time::timeout(
+            Duration::from_millis(300),
+            s.connect(listener.local_addr().unwrap()),
+        )
+        .await;
+        fill.push(c);
+    }
+    let r = Arc::new(
+        TableResolver::new()
+            .mx_records(
+                "multi-mx.test",
+                &[(10, "mx.multi-mx.test")],
+                Security::Insecure,
+            )
+            .host(
+                "mx.multi-mx.test",
+                &[[127, 0, 0, 4].into(), [127, 0, 0, 1].into()],
+                Security::Insecure,
+            ),
+    );
+    let ctx = ConfigBuilder::new()
+        .route("multi.test", &format!("multi-mx.test:{}", dest.port()))
+        .timeout("connect", 30)
+        .context(&r);
+    let mut s = start_session(&ctx);
+    let c = &mut s.client;
+    c.hello(DEFAULT_MAX_SIZE).await;
+    c.cmd("MAIL FROM:<sender@legacy.test>", MAIL_OK).await;
+    // Within the client's wait (10 s), far below the connect timeout.
+    c.cmd("RCPT TO:<rcpt@multi.test>", RCPT_OK).await;
+    assert_eq!(dest.conns().len(), 1);
+    drop(fill);
+}
+
 #[tokio::test]
 async fn end_of_data_timeout_defers_and_drops_the_connection() {
     let gate = Gate::new();

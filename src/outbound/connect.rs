@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::metrics;
 use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
+use crate::outbound::eyeballs;
 use crate::outbound::failure::Failure;
 use crate::outbound::mtasts;
 use crate::outbound::plan::{Host, Plan, SkipReason};
@@ -150,19 +151,59 @@ fn handshake_failed(e: &OutboundError) -> bool {
     )
 }
 
-/// dane-rules §3–4 for one host: each address in turn with the protection
-/// the policy requires of that address; in test mode, what enforcement would defer is
-/// logged and delivery goes on with the best connection available.
+/// dane-rules §3–4 for one host: its addresses with the protection the
+/// policy requires of each (addresses it refuses are not connected to,
+/// except in test mode, which logs what it would defer). The TCP
+/// connections are raced (Happy Eyeballs, RFC 8305: families alternating,
+/// a new attempt every 250 ms); the first address to connect is tried, and
+/// should it fail, the race goes on among the others.
 async fn try_host(
     ctx: &Context,
     plan: &Plan,
     host: &Host,
 ) -> Result<Client<TcpStream>, OutboundError> {
+    let (mut candidates, mut last) = candidates(ctx, plan, host);
+    let limit = Stage::Connect.timeout(&ctx.timeouts);
+    while !candidates.is_empty() {
+        let addrs: Vec<SocketAddr> = candidates.iter().map(|(p, _)| p.addr).collect();
+        let raced = eyeballs::race(&addrs, limit, TcpStream::connect).await;
+        let won = raced.won.map(|(stream, i)| (stream, candidates[i].clone()));
+        // Addresses that failed to connect are not tried again.
+        let mut out: Vec<usize> = raced.failed.iter().map(|(i, _)| *i).collect();
+        for (i, cause) in raced.failed {
+            let peer = candidates[i].0.clone();
+            last = Some(OutboundError::Connect { peer, cause });
+        }
+        let Some((stream, (peer, wanted))) = won else {
+            break;
+        };
+        out.extend(candidates.iter().position(|(p, _)| *p == peer));
+        out.sort_unstable();
+        for i in out.into_iter().rev() {
+            candidates.remove(i);
+        }
+        match on_address(ctx, plan, host, &peer, wanted, stream).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("a planned host has at least one address"))
+}
+
+/// The addresses of `host` to connect to, in Happy Eyeballs order, each
+/// with the protection its requirement asks for; and the refusal of the
+/// last address the policy refuses, if any.
+fn candidates(
+    ctx: &Context,
+    plan: &Plan,
+    host: &Host,
+) -> (Vec<(Peer, Protection)>, Option<OutboundError>) {
     let test = ctx.config.policy.mode == Mode::Test;
-    let mut last = None;
+    let mut out = Vec::new();
+    let mut refused = None;
     // Each address with its own requirement: DANE applies to addresses
     // from secure RRsets (plan.rs, dane-rules §2 per address).
-    for address in &host.addresses {
+    for address in eyeballs::interleave(&host.addresses, |a| a.ip) {
         let peer = Peer {
             host: host.name.clone(),
             addr: SocketAddr::new(address.ip, host.port),
@@ -177,7 +218,7 @@ async fn try_host(
                 Protection::Opportunistic
             }
             Requirement::Refuse(reason) => {
-                last = Some(OutboundError::Refused { peer, reason });
+                refused = Some(OutboundError::Refused { peer, reason });
                 continue;
             }
             Requirement::Opportunistic => Protection::Opportunistic,
@@ -185,37 +226,45 @@ async fn try_host(
             Requirement::DaneRequired => Protection::Dane,
             Requirement::StsRequired => Protection::Sts,
         };
-        mtasts::observe_not_allowed(plan, host, &peer);
-        let e = match attempt(ctx, plan, host, &peer, wanted).await {
-            Ok(c) => return Ok(c),
-            Err(e) => e,
-        };
-        let fallback = if wanted == Protection::Opportunistic && handshake_failed(&e) {
-            info!(peer = %peer, "TLS handshake failed ({e}); retrying without TLS (opportunistic TLS)");
-            Some(Protection::Off)
-        } else if test && wanted != Protection::Opportunistic && tls_problem(&e) {
-            metrics::global().would_defer(Failure::Outbound(e.clone()).reason());
-            warn!(peer = %peer, "TEST MODE: would defer: {e}; delivering with the best connection available, nothing enforced");
-            Some(Protection::Opportunistic)
-        } else {
-            None
-        };
-        let Some(fallback) = fallback else {
-            last = Some(e);
-            continue;
-        };
-        match attempt(ctx, plan, host, &peer, fallback).await {
-            Ok(c) => return Ok(c),
-            Err(e2) if fallback == Protection::Opportunistic && handshake_failed(&e2) => {
-                match attempt(ctx, plan, host, &peer, Protection::Off).await {
-                    Ok(c) => return Ok(c),
-                    Err(e3) => last = Some(e3),
-                }
-            }
-            Err(e2) => last = Some(e2),
-        }
+        out.push((peer, wanted));
     }
-    Err(last.expect("a planned host has at least one address"))
+    (out, refused)
+}
+
+/// One address, over the connection the race won: the protection it
+/// requires, and the fallbacks the policy allows after a failed handshake
+/// (opportunistic TLS retried without TLS; test mode's best connection).
+async fn on_address(
+    ctx: &Context,
+    plan: &Plan,
+    host: &Host,
+    peer: &Peer,
+    wanted: Protection,
+    stream: TcpStream,
+) -> Result<Client<TcpStream>, OutboundError> {
+    let test = ctx.config.policy.mode == Mode::Test;
+    mtasts::observe_not_allowed(plan, host, peer);
+    let e = match attempt(ctx, plan, host, peer, wanted, Some(stream)).await {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let fallback = if wanted == Protection::Opportunistic && handshake_failed(&e) {
+        info!(peer = %peer, "TLS handshake failed ({e}); retrying without TLS (opportunistic TLS)");
+        Protection::Off
+    } else if test && wanted != Protection::Opportunistic && tls_problem(&e) {
+        metrics::global().would_defer(Failure::Outbound(e.clone()).reason());
+        warn!(peer = %peer, "TEST MODE: would defer: {e}; delivering with the best connection available, nothing enforced");
+        Protection::Opportunistic
+    } else {
+        return Err(e);
+    };
+    match attempt(ctx, plan, host, peer, fallback, None).await {
+        Ok(c) => Ok(c),
+        Err(e2) if fallback == Protection::Opportunistic && handshake_failed(&e2) => {
+            attempt(ctx, plan, host, peer, Protection::Off, None).await
+        }
+        Err(e2) => Err(e2),
+    }
 }
 
 /// One connection to one address with the given protection: with rustls,
@@ -230,9 +279,10 @@ async fn attempt(
     host: &Host,
     peer: &Peer,
     protection: Protection,
+    stream: Option<TcpStream>,
 ) -> Result<Client<TcpStream>, OutboundError> {
     let (hello, mut verifiers) = hello_for(ctx, plan, host, protection, Engine::Rustls);
-    let (mut local, mut result) = try_address(ctx, peer, &hello).await;
+    let (mut local, mut result) = try_address(ctx, peer, &hello, stream).await;
     if let (Err(e @ OutboundError::Tls { peer, cause }), Some(mismatch)) =
         (&result, hello.tls_config.mismatch())
     {
@@ -240,7 +290,7 @@ async fn attempt(
             metrics::global().tls_fallback(mismatch.metric_word());
             info!(peer = %peer, "{e}; trying again with the legacy TLS engine (OpenSSL)");
             let (hello, v) = hello_for(ctx, plan, host, protection, Engine::Legacy);
-            (local, result) = try_address(ctx, peer, &hello).await;
+            (local, result) = try_address(ctx, peer, &hello, None).await;
             verifiers = v;
         } else {
             result = Err(OutboundError::Tls {
@@ -423,13 +473,22 @@ fn connector(
 
 /// One connection and its conversation up to the hello; also our own
 /// address on it (TLS reporting's sending-mta-ip).
+/// The SMTP conversation with one address, over `stream` when the race
+/// connected one, else over a new connection.
 async fn try_address(
     ctx: &Context,
     peer: &Peer,
     hello: &Hello,
+    stream: Option<TcpStream>,
 ) -> (Option<SocketAddr>, Result<Client<TcpStream>, OutboundError>) {
     let limit = Stage::Connect.timeout(&ctx.timeouts);
-    let stream = match timeout(limit, TcpStream::connect(peer.addr)).await {
+    let connect = async {
+        match stream {
+            Some(s) => Ok(s),
+            None => TcpStream::connect(peer.addr).await,
+        }
+    };
+    let stream = match timeout(limit, connect).await {
         Err(_) => {
             let cause = "connection timed out".into();
             return (

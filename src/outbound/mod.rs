@@ -15,6 +15,7 @@
 pub mod client;
 pub mod connect;
 pub mod error;
+pub mod eyeballs;
 pub mod failure;
 pub mod mtasts;
 pub mod plan;

@@ -400,47 +400,68 @@ impl Planner {
     }
 
     /// dane-rules §2.1–2.2 for each candidate: its addresses and TLSA
-    /// records, or why it is skipped.
+    /// records, or why it is skipped. The candidates are looked up all at
+    /// once (their order is kept): a plan costs the MX lookup and then one
+    /// round of lookups, not one per host.
     async fn lookups(
         &self,
         resolver: &dyn Resolver,
         level: Level,
         candidates: Vec<Candidate>,
     ) -> (Vec<Found>, Vec<Skipped>) {
+        let each = candidates
+            .into_iter()
+            .take(self.max_hosts)
+            .map(|c| self.lookup(resolver, level, c));
         let mut found = Vec::new();
         let mut skipped = Vec::new();
-        for c in candidates.into_iter().take(self.max_hosts) {
-            let addresses = match self.addresses(resolver, &c.name).await {
-                Ok(a) => a,
-                Err(reason) => {
-                    skipped.push(Skipped {
-                        name: c.name,
-                        reason,
-                    });
-                    continue;
-                }
-            };
-            let tlsa = if level.wants_tlsa() {
-                match self.tlsa(resolver, &c.name, c.port, &addresses).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        skipped.push(Skipped {
-                            name: c.name,
-                            reason: SkipReason::Dns(e),
-                        });
-                        continue;
-                    }
-                }
-            } else {
-                TlsaFound::not_looked()
-            };
-            found.push(Found {
-                candidate: c,
-                addresses,
-                tlsa,
-            });
+        for r in futures_util::future::join_all(each).await {
+            match r {
+                Ok(f) => found.push(f),
+                Err(s) => skipped.push(s),
+            }
         }
         (found, skipped)
+    }
+
+    /// One candidate's addresses (A and AAAA together), then its TLSA
+    /// records: those are asked only once the addresses show that DANE
+    /// applies to one of them (dane-rules §2.1), so that an unsigned zone
+    /// which fails on unknown types is never asked and cannot block
+    /// delivery.
+    async fn lookup(
+        &self,
+        resolver: &dyn Resolver,
+        level: Level,
+        c: Candidate,
+    ) -> Result<Found, Skipped> {
+        let addresses = match self.addresses(resolver, &c.name).await {
+            Ok(a) => a,
+            Err(reason) => {
+                return Err(Skipped {
+                    name: c.name,
+                    reason,
+                })
+            }
+        };
+        let tlsa = if level.wants_tlsa() {
+            match self.tlsa(resolver, &c.name, c.port, &addresses).await {
+                Ok(t) => t,
+                Err(e) => {
+                    return Err(Skipped {
+                        name: c.name,
+                        reason: SkipReason::Dns(e),
+                    })
+                }
+            }
+        } else {
+            TlsaFound::not_looked()
+        };
+        Ok(Found {
+            candidate: c,
+            addresses,
+            tlsa,
+        })
     }
 
     /// dane-rules §1: MX lookup, sorting, shuffling, implicit and null MX.
@@ -587,23 +608,26 @@ impl Planner {
         let mut list = Vec::new();
         let mut failure = None;
         let mut alias = None;
-        if self.families != Families::Ipv4Only {
-            match resolver.ipv6(name).await {
-                Ok(l) => {
-                    alias = alias.or_else(|| canonical(&l));
-                    list.extend(l.records().iter().map(|a| (IpAddr::V6(*a), l.security())));
-                }
-                Err(e) => failure = Some(e),
+        // Both families at once.
+        let (v6, v4) = tokio::join!(
+            async { (self.families != Families::Ipv4Only).then_some(resolver.ipv6(name).await) },
+            async { (self.families != Families::Ipv6Only).then_some(resolver.ipv4(name).await) },
+        );
+        match v6 {
+            Some(Ok(l)) => {
+                alias = alias.or_else(|| canonical(&l));
+                list.extend(l.records().iter().map(|a| (IpAddr::V6(*a), l.security())));
             }
+            Some(Err(e)) => failure = Some(e),
+            None => {}
         }
-        if self.families != Families::Ipv6Only {
-            match resolver.ipv4(name).await {
-                Ok(l) => {
-                    alias = alias.or_else(|| canonical(&l));
-                    list.extend(l.records().iter().map(|a| (IpAddr::V4(*a), l.security())));
-                }
-                Err(e) => failure = Some(e),
+        match v4 {
+            Some(Ok(l)) => {
+                alias = alias.or_else(|| canonical(&l));
+                list.extend(l.records().iter().map(|a| (IpAddr::V4(*a), l.security())));
             }
+            Some(Err(e)) => failure = Some(e),
+            None => {}
         }
         if list.is_empty() {
             return Err(failure.map_or(SkipReason::NoAddress, SkipReason::Dns));
@@ -980,7 +1004,7 @@ mod tlsa_rules {
     //! dane-rules §1.4 and §2 as a table: one domain per rule.
     use super::tests::TableResolver;
     use super::*;
-    use crate::dns::{FailureKind, LookupResult, Mx};
+    use crate::dns::{BoxFuture, FailureKind, LookupResult, Mx};
     use crate::policy::RefuseReason;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -1451,5 +1475,85 @@ mod tlsa_rules {
             .unwrap();
         assert_eq!(plan.mx_security, Security::Insecure);
         assert_eq!(plan.hosts[0].usable_tlsa().count(), 1);
+    }
+
+    /// Every lookup takes a second (tokio's clock, paused), and counts.
+    struct Slow<R> {
+        inner: R,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl<R: Resolver> Slow<R> {
+        fn ask<'a, T: Send + 'a>(
+            &'a self,
+            what: String,
+            f: BoxFuture<'a, LookupResult<T>>,
+        ) -> BoxFuture<'a, LookupResult<T>> {
+            self.asked.lock().unwrap().push(what);
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                f.await
+            })
+        }
+    }
+
+    impl<R: Resolver> Resolver for Slow<R> {
+        fn mx<'a>(&'a self, n: &'a str) -> BoxFuture<'a, LookupResult<Mx>> {
+            self.ask(format!("MX {n}"), self.inner.mx(n))
+        }
+        fn ipv4<'a>(&'a self, n: &'a str) -> BoxFuture<'a, LookupResult<Ipv4Addr>> {
+            self.ask(format!("A {n}"), self.inner.ipv4(n))
+        }
+        fn ipv6<'a>(&'a self, n: &'a str) -> BoxFuture<'a, LookupResult<Ipv6Addr>> {
+            self.ask(format!("AAAA {n}"), self.inner.ipv6(n))
+        }
+        fn tlsa<'a>(&'a self, n: &'a str) -> BoxFuture<'a, LookupResult<Tlsa>> {
+            self.ask(format!("TLSA {n}"), self.inner.tlsa(n))
+        }
+    }
+
+    /// A plan costs one lookup time per step that depends on the one
+    /// before (MX, then the hosts' addresses, then their TLSA records),
+    /// whatever the number of hosts: the hosts, and a host's A and AAAA,
+    /// are looked up together.
+    #[tokio::test(start_paused = true)]
+    async fn a_plan_looks_its_hosts_up_together() {
+        let mut inner = TableResolver::default();
+        let mxs = vec![
+            Mx {
+                preference: 10,
+                exchange: "mx1.twohosts.example".into(),
+            },
+            Mx {
+                preference: 20,
+                exchange: "mx2.twohosts.example".into(),
+            },
+        ];
+        inner.mx.insert("twohosts.example".into(), sec(mxs));
+        for host in ["mx1.twohosts.example", "mx2.twohosts.example"] {
+            inner.a.insert(host.into(), sec(vec![IP]));
+            inner.aaaa.insert(host.into(), nodata(Security::Secure));
+            inner
+                .tlsa
+                .insert(format!("_25._tcp.{host}"), sec(vec![ee()]));
+        }
+        let r = Slow {
+            inner,
+            asked: std::sync::Mutex::new(Vec::new()),
+        };
+        let start = tokio::time::Instant::now();
+        let plan = Planner::default()
+            .plan(&r, &Config::default(), "twohosts.example")
+            .await
+            .unwrap();
+        assert_eq!(plan.hosts.len(), 2);
+        let asked = r.asked.lock().unwrap().clone();
+        // MX, A and AAAA of both hosts, TLSA of both: 7 lookups in 3 rounds.
+        assert_eq!(asked.len(), 7, "{asked:?}");
+        assert_eq!(
+            start.elapsed(),
+            std::time::Duration::from_secs(3),
+            "{asked:?}"
+        );
     }
 }

@@ -255,8 +255,8 @@ fn start_sts(
     }
     sts.spawn_refresher();
     if durable {
-        let path = crate::control::socket_path(&config.state.dir);
-        if let Err(e) = crate::control::serve(&path, sts.clone(), store) {
+        let path = crate::ops::control::socket_path(&config.state.dir);
+        if let Err(e) = crate::ops::control::serve(&path, sts.clone(), store) {
             warn!(
                 "no control socket at {}: {e}; `danegate sts` cannot reach this process",
                 path.display()

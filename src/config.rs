@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::policy::{Level, Mode};
-use crate::tls::version::TlsVersion;
+use crate::tls_version::TlsVersion;
 
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -481,7 +481,7 @@ impl<'de> Deserialize<'de> for DomainKey {
         let s = String::deserialize(d)?;
         // An internationalised domain may be written in U-labels: the
         // key is its A-label form, as the planner looks domains up.
-        let key = crate::dns::idn::parse(s.trim_end_matches('.'))
+        let key = crate::idn::parse(s.trim_end_matches('.'))
             .map(|n| n.ascii)
             .unwrap_or_else(|_| s.clone());
         if is_dns_name(&key) {

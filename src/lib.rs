@@ -15,6 +15,8 @@
 //!   dane-rules §1–2), [`outbound::connect`] (the first host that takes a
 //!   conversation), [`outbound::pool`] (idle conversations for reuse),
 //!   [`outbound::client`] (the SMTP client conversation),
+//!   [`outbound::transaction`] (the destination's transaction as typed
+//!   states), [`outbound::eyeballs`] (connection racing, RFC 8305),
 //!   [`outbound::stage`] (each state's timeout and description) and
 //!   [`outbound::failure`] (why an attempt failed, as a reply).
 //! - [`tls`]: every rustls and OpenSSL type: [`tls::config`] (the one
@@ -26,7 +28,7 @@
 //!   certificate verifier), and the legacy engine for servers rustls cannot
 //!   talk to: [`tls::legacy`] (OpenSSL under the same verifiers),
 //!   [`tls::fallback`] (when it may be used), [`tls::keys`],
-//!   [`tls::chain_algs`], [`tls::version`].
+//!   [`tls::chain_algs`].
 //! - [`sts`]: MTA-STS (RFC 8461): the `_mta-sts` record, the policy
 //!   parser, mx patterns, the HTTPS fetch, the policy cache in [`state`],
 //!   discovery, and what a policy means for a domain's hosts
@@ -35,8 +37,11 @@
 //!   failed (bogus with its cause); the validator ([`dns::hickory`] over a
 //!   CD-bit forwarder, with the DNAME, CNAME-denial and NSEC3 opt-out
 //!   corrections), [`dns::explain`] (why an answer is bogus),
-//!   [`dns::idn`] (U-labels to A-labels), [`dns::selftest`] (the doctor's
-//!   questions); only `dns/` names hickory types.
+//!   [`dns::selftest`] (the doctor's questions); only `dns/` names
+//!   hickory types.
+//! - [`idn`] (U-labels to A-labels) and [`tls_version`] (TLS versions as
+//!   the operator names them): vocabulary the configuration shares with
+//!   the layers that act on it.
 //! - [`policy`]: the pure policy decision (dane-rules §4, MTA-STS).
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
@@ -47,16 +52,17 @@
 //!   outbound path).
 //! - [`ops`]: operator commands ([`ops::check`], [`ops::resolve`],
 //!   [`ops::doctor`], [`ops::tlsa`]: `generate | verify | published`,
-//!   [`ops::sts`]: `show | refresh | forget`, which reaches a running
-//!   danegate through [`control`], its control socket), sharing
+//!   [`ops::sts`]: `show | refresh | forget`, [`ops::report`], which reach
+//!   a running danegate through [`ops::control`], its control socket),
+//!   sharing
 //!   [`ops::certs`] (certificate facts), [`ops::dates`] and
 //!   [`ops::lookups`] (every DNS lookup a command made).
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
-pub mod control;
 pub mod dns;
+pub mod idn;
 pub mod inbound;
 pub mod logging;
 pub mod metrics;
@@ -69,4 +75,5 @@ pub mod smtp;
 pub mod state;
 pub mod sts;
 pub mod tls;
+pub mod tls_version;
 pub mod tlsrpt;

@@ -98,7 +98,7 @@ fn connect(
     let verifier = Arc::new(DaneVerifier::new(records, 25, names(), provider()));
     let sni = ServerName::try_from("mx1.example.net").unwrap();
     let mut client = ClientConnection::new(
-        client_config(verifier.clone(), danegate::tls::version::TlsVersion::Tls1_2),
+        client_config(verifier.clone(), danegate::tls_version::TlsVersion::Tls1_2),
         sni,
     )
     .unwrap();

@@ -1,7 +1,7 @@
 //! The `validate` backend: hickory's DNSSEC validator (hickory is pinned
 //! to one release in Cargo.toml: its API moves between releases, and this
 //! file, `forward`, `chain`, `explain`, `anchors` and `wire` are the only
-//! ones that follow it) over [`CdHandle`], which asks the upstream with
+//! ones that follow it) over `CdHandle`, which asks the upstream with
 //! the CD bit so that danegate judges the raw data itself.
 //!
 //! Classification: every record carries hickory's proof (secure,
@@ -9,17 +9,17 @@
 //! came with it were proven. Two shapes hickory 0.26.3 gets wrong are
 //! put right here, each checked by the lab's zoo:
 //! - a CNAME synthesised from a DNAME carries no signature by design
-//!   (RFC 6672 §5.3.1) and hickory calls it bogus: [`chain`] accepts it
+//!   (RFC 6672 §5.3.1) and hickory calls it bogus: `chain` accepts it
 //!   when a secure DNAME in the same answer synthesises exactly it;
 //! - a secure CNAME followed by a secure denial at its target: hickory
 //!   checks the denial against the alias and calls it bogus: the target is
 //!   then asked on its own and the two answers are combined;
 //! - a name error whose next closer name an opt-out NSEC3 covers is
-//!   insecure, as unbound has it (hickory: secure; see [`nsec3`]).
+//!   insecure, as unbound has it (hickory: secure; see `nsec3`).
 //!
 //! NSEC3 iterations (RFC 9276): denials with more than
 //! [`NSEC3_ITERATION_LIMIT`] iterations are insecure, never bogus, like
-//! unbound and BIND. A bogus answer is handed to [`explain`], which says
+//! unbound and BIND. A bogus answer is handed to [`super::explain`], which says
 //! why ("RRSIG of ... expired 2026-11-30 ...").
 
 use std::sync::Arc;

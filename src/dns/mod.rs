@@ -17,7 +17,6 @@ pub mod ede;
 pub mod explain;
 mod forward;
 pub mod hickory;
-pub mod idn;
 mod nsec3;
 pub mod selftest;
 pub mod wire;

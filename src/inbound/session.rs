@@ -1,7 +1,7 @@
 //! One inbound SMTP session (RFC 5321 server side): the command loop and
 //! the commands that stand outside a transaction.
 //!
-//! A transaction (MAIL FROM to its final reply) is a [`Transaction`],
+//! A transaction (MAIL FROM to its final reply) is a `Transaction`,
 //! which owns the destination conversation while it lasts; between
 //! transactions the session keeps that conversation idle for its next
 //! transaction to the same domain, and hands it to the connection cache

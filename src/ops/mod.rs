@@ -14,6 +14,7 @@
 
 pub mod certs;
 pub mod check;
+pub mod control;
 pub mod dates;
 pub mod doctor;
 pub mod lookups;

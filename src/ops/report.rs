@@ -158,8 +158,8 @@ pub fn run(args: ReportArgs) -> ExitCode {
 
 /// The counts from the running danegate, else from the database itself.
 fn fetch(config: &Config, request: &str) -> Result<DayCounts, String> {
-    let socket = crate::control::socket_path(&config.state.dir);
-    let (code, text) = match crate::control::ask(&socket, request) {
+    let socket = crate::ops::control::socket_path(&config.state.dir);
+    let (code, text) = match crate::ops::control::ask(&socket, request) {
         Some(answer) => answer?,
         None => {
             let store = Store::open(&config.state.dir)

@@ -47,7 +47,7 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
         let recorder = Recorder::new(built.resolver.as_ref());
         let plan = planner.plan(&recorder, &config, &domain).await;
         let ok = plan.is_ok();
-        let names = crate::dns::idn::parse(&domain).ok();
+        let names = crate::idn::parse(&domain).ok();
         let level = config
             .policy
             .level_for(names.as_ref().map_or(domain.as_str(), |n| n.ascii.as_str()))
@@ -274,7 +274,7 @@ impl PlanReport {
         dnssec: String,
         plan: Result<Plan, PlanError>,
     ) -> Self {
-        let names = crate::dns::idn::parse(domain).ok();
+        let names = crate::idn::parse(domain).ok();
         let mut report = PlanReport {
             domain: domain.to_owned(),
             ascii: names.as_ref().map(|n| n.ascii.clone()),

@@ -120,8 +120,8 @@ pub fn run(cmd: StsCmd) -> ExitCode {
     };
     request.verb = verb;
     request.json = args.json;
-    let socket = crate::control::socket_path(&config.state.dir);
-    if let Some(answer) = crate::control::ask(&socket, &request.line()) {
+    let socket = crate::ops::control::socket_path(&config.state.dir);
+    if let Some(answer) = crate::ops::control::ask(&socket, &request.line()) {
         return match answer {
             Ok((code, text)) => {
                 print!("{text}");

@@ -4,7 +4,7 @@
 //!
 //! What happens inside a transaction (MAIL, RCPT, the content) is the
 //! typed states of [`transaction`](super::transaction); the bytes and the
-//! order of replies are the [`Wire`]'s. Every read and write is bounded by
+//! order of replies are the `Wire`'s. Every read and write is bounded by
 //! the timeout of its [`Stage`]. The client reports destination replies as
 //! they are and transport trouble as [`OutboundError`]; choosing hosts and
 //! mapping errors to replies for the legacy MTA happen elsewhere

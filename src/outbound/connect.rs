@@ -28,9 +28,9 @@ use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
 use crate::tls::legacy::{Floor, LegacyConfig};
 use crate::tls::stream::Connector;
-use crate::tls::version::TlsVersion;
 use crate::tls::webpki::StsVerifier;
 use crate::tls::Engine;
+use crate::tls_version::TlsVersion;
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.

@@ -369,7 +369,7 @@ mod tests {
         }));
         assert_eq!((null.code, null.enhanced), (556, ec(5, 1, 10)));
         let bad = Failure::Plan(PlanError::BadDomain(
-            crate::dns::idn::parse("bü cher.example").unwrap_err(),
+            crate::idn::parse("bü cher.example").unwrap_err(),
         ));
         assert_eq!(
             bad.reply().to_string(),

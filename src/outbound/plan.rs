@@ -31,8 +31,8 @@ use std::sync::Arc;
 use rand::seq::SliceRandom;
 
 use crate::config::{Config, Route};
-use crate::dns::idn::{self, BadDomain};
 use crate::dns::{Alias, DnsFailure, Lookup, Resolver, Security, Tlsa};
+use crate::idn::{self, BadDomain};
 use crate::policy::{self, Level, Requirement, StsStatus, StsTesting, TlsaStatus};
 use crate::sts::{self, apply::ForDomain};
 use crate::tls::tlsa;

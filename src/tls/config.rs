@@ -27,8 +27,8 @@ use rustls::{ClientConfig, SignatureAlgorithm, SignatureScheme};
 
 use super::dane::DaneVerifier;
 use super::record::Recorder;
-use super::version::TlsVersion;
 use super::UnauthenticatedVerifier;
+use crate::tls_version::TlsVersion;
 
 /// The crypto provider danegate uses everywhere.
 pub fn provider() -> Arc<CryptoProvider> {

@@ -262,7 +262,7 @@ mod tests {
                 want: Err(None),
             },
         ];
-        let config = crate::tls::opportunistic_config(crate::tls::version::TlsVersion::Tls1_0);
+        let config = crate::tls::opportunistic_config(crate::tls_version::TlsVersion::Tls1_0);
         for r in rows {
             let key = testpki::key(r.key);
             let cert = testpki::certificate(&key, "mx.example.net");

@@ -20,7 +20,7 @@
 //!   failed rustls handshake may be repeated with it), [`keys`] (the key
 //!   types rustls with *ring* verifies), [`chain_algs`] (the signature
 //!   algorithms certificate paths are verified with, by both engines),
-//!   [`version`] (protocol versions as `[tls]` names them).
+//!   [`crate::tls_version`] (protocol versions as `[tls]` names them).
 //!
 //! Every verifier delegates the handshake signature checks to the crypto
 //! provider, always: a server must prove it holds the key of the
@@ -114,7 +114,6 @@ pub mod stream;
 #[cfg(test)]
 pub(crate) mod testpki;
 pub mod tlsa;
-pub mod version;
 pub mod webpki;
 
 pub use config::{client_config, dane_config, opportunistic_config, probe_config, provider, Keys};

@@ -180,7 +180,7 @@ pub struct CheckArgs {
     /// documentation of `danegate::ops::check`).
     #[arg(long)]
     pub json: bool,
-    /// Configuration file (TOML): its [dns], [timeouts], [routes] and
+    /// Configuration file (TOML): its `[dns]`, `[timeouts]`, `[routes]` and
     /// server.hostname (the EHLO name) are used.
     #[arg(long, short)]
     pub config: Option<PathBuf>,

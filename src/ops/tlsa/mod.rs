@@ -156,7 +156,7 @@ pub struct PublishedArgs {
     /// The key whose record must be served (PEM: public or private key).
     #[arg(long, value_name = "FILE", conflicts_with = "cert")]
     pub key: Option<PathBuf>,
-    /// Configuration file (TOML): its [dns] name servers find the zone's
+    /// Configuration file (TOML): its `[dns]` name servers find the zone's
     /// NS records and their addresses (no DNSSEC needed for that).
     #[arg(long, short)]
     pub config: Option<PathBuf>,

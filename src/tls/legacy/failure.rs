@@ -8,7 +8,7 @@
 use openssl::ssl::{Error, ErrorCode};
 
 use super::{Floor, LegacyConfig};
-use crate::tls::version::TlsVersion;
+use crate::tls_version::TlsVersion;
 
 /// A failed legacy handshake.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

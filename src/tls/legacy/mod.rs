@@ -44,7 +44,7 @@ use tokio_openssl::SslStream;
 
 pub use failure::LegacyFailure;
 
-use super::version::TlsVersion;
+use crate::tls_version::TlsVersion;
 
 /// Which floor applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,9 @@
 //! record names), offers STARTTLS, accepts every message with 250 and
 //! counts them.
 //!
+//! It offers PIPELINING and CHUNKING, as real receivers (Postfix) do, and
+//! takes messages by DATA or by pipelined BDAT chunks.
+//!
 //! It writes `KEY=value` lines (lab dir, anchors, certificate) to the file
 //! named by its first argument, prints `READY`, and runs until its standard
 //! input closes. The counters are served on the control address (second
@@ -33,7 +36,9 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -169,6 +174,8 @@ where
     BufReader<S>: AsyncBufRead,
 {
     let mut line = Vec::with_capacity(1024);
+    // Bytes of the BDAT chunks of the message so far.
+    let mut chunked = 0u64;
     loop {
         line.clear();
         if r.read_until(b'\n', &mut line).await.ok()? == 0 {
@@ -180,15 +187,19 @@ where
             .map(|b| b.to_ascii_uppercase() as char)
             .collect();
         let reply: &[u8] = match verb.as_str() {
-            "EHLO" if tls => b"250-mx1.secure.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 104857600\r\n",
-            "EHLO" => b"250-mx1.secure.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 104857600\r\n250 STARTTLS\r\n",
+            "EHLO" if tls => b"250-mx1.secure.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n250 SIZE 104857600\r\n",
+            "EHLO" => b"250-mx1.secure.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-SIZE 104857600\r\n250 STARTTLS\r\n",
             "HELO" => b"250 mx1.secure.test\r\n",
             "STAR" if !tls => {
                 r.get_mut().write_all(b"220 2.0.0 go ahead\r\n").await.ok()?;
                 r.get_mut().flush().await.ok()?;
                 return Some(Next::StartTls);
             }
-            "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.0.0 ok\r\n",
+            "MAIL" | "RCPT" | "NOOP" => b"250 2.0.0 ok\r\n",
+            "RSET" => {
+                chunked = 0;
+                b"250 2.0.0 ok\r\n"
+            }
             "QUIT" => {
                 let _ = r.get_mut().write_all(b"221 2.0.0 bye\r\n").await;
                 let _ = r.get_mut().flush().await;
@@ -216,6 +227,18 @@ where
                 c.bytes.fetch_add(bytes, Relaxed);
                 b"250 2.0.0 queued\r\n"
             }
+            "BDAT" => match bdat(r, &line, &mut chunked).await? {
+                Some(true) => {
+                    c.messages.fetch_add(1, Relaxed);
+                    if tls {
+                        c.tls_messages.fetch_add(1, Relaxed);
+                    }
+                    c.bytes.fetch_add(std::mem::take(&mut chunked), Relaxed);
+                    b"250 2.0.0 queued\r\n"
+                }
+                Some(false) => b"250 2.0.0 chunk received\r\n",
+                None => b"501 5.5.4 syntax: BDAT size [LAST]\r\n",
+            },
             _ => b"502 5.5.2 not implemented\r\n",
         };
         r.get_mut().write_all(reply).await.ok()?;
@@ -223,4 +246,36 @@ where
             r.get_mut().flush().await.ok()?;
         }
     }
+}
+
+/// Largest BDAT chunk the receiver takes (its SIZE).
+const MAX_CHUNK: u64 = 104_857_600;
+
+/// Reads the chunk a `BDAT size [LAST]` line announces (RFC 3030), adding
+/// its size to `chunked`: `Some(true)` for the last chunk, `Some(false)`
+/// for another, `None` for a bad line (nothing read); the outer `None` is
+/// a lost connection.
+async fn bdat<S>(r: &mut BufReader<S>, line: &[u8], chunked: &mut u64) -> Option<Option<bool>>
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+{
+    let text = String::from_utf8_lossy(line);
+    let mut words = text.split_ascii_whitespace().skip(1);
+    let size = words.next().and_then(|w| w.parse::<u64>().ok());
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return Some(None),
+    };
+    let Some(size) = size.filter(|n| *n <= MAX_CHUNK && words.next().is_none()) else {
+        return Some(None);
+    };
+    let got = tokio::io::copy(&mut (&mut *r).take(size), &mut tokio::io::sink())
+        .await
+        .ok()?;
+    if got != size {
+        return None;
+    }
+    *chunked += size;
+    Some(Some(last))
 }

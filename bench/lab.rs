@@ -8,14 +8,29 @@
 //! It offers PIPELINING and CHUNKING, as real receivers (Postfix) do, and
 //! takes messages by DATA or by pipelined BDAT chunks.
 //!
-//! It writes `KEY=value` lines (lab dir, anchors, certificate) to the file
-//! named by its first argument, prints `READY`, and runs until its standard
-//! input closes. The counters are served on the control address (second
-//! argument, default 127.0.26.3:8025): each connection gets one line
-//! `messages=N tls_messages=N bytes=N connections=N tls_handshakes=N`.
+//! With a third argument, a list of round-trip times in milliseconds
+//! (`0,10,50,100`), it also sets up a destination at each RTT (`rtt.rs`):
+//! the domain `rttR.secure.test` in DNS, its MX host's address a delay
+//! proxy (`delay.rs`) in front of the receiver.
+//!
+//! It writes `KEY=value` lines (lab dir, anchors, certificate, the RTT
+//! domains) to the file named by its first argument, prints `READY`, and
+//! runs until its standard input closes. The counters are served on the
+//! control address (second argument, default 127.0.26.3:8025): each
+//! connection gets one line
+//! `messages=N tls_messages=N bytes=N connections=N tls_handshakes=N
+//! proxy_chunks=N proxy_late_us=N proxy_late_max_us=N` (the last three:
+//! chunks the delay proxies wrote, how late in total, the latest one).
 
 #![forbid(unsafe_code)]
 #![allow(dead_code)]
+
+#[path = "alarm.rs"]
+mod alarm;
+#[path = "delay.rs"]
+mod delay;
+#[path = "rtt.rs"]
+mod rtt;
 
 #[path = "../integration/dnslab/cases.rs"]
 mod cases;
@@ -57,7 +72,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let env_file = args
         .get(1)
-        .expect("usage: benchlab ENV_FILE [CONTROL_ADDR]")
+        .expect("usage: benchlab ENV_FILE [CONTROL_ADDR [RTT_MS,...]]")
         .clone();
     let control: SocketAddr = args
         .get(2)
@@ -65,17 +80,25 @@ fn main() {
         .unwrap_or("127.0.26.3:8025")
         .parse()
         .expect("control address");
+    let dests = rtt::destinations(args.get(3).map(|s| s.as_str()).unwrap_or(""))
+        .unwrap_or_else(|e| panic!("benchlab: {e}"));
 
     let lab = lab::DnsLab::start();
     let cert = lab.cert("mx1.secure.test");
+    rtt::publish(&lab, &dests, &cert.spki_sha256);
+    let rtt_list: Vec<String> = dests
+        .iter()
+        .map(|d| format!("{}:{}:{}", d.rtt.as_millis(), d.domain, d.addr.ip()))
+        .collect();
     let env = format!(
-        "LAB_DIR={}\nANCHOR_DS={}\nANCHOR_DNSKEY={}\nMX1_CHAIN={}\nMX1_KEY={}\nMX1_SPKI={}\n",
+        "LAB_DIR={}\nANCHOR_DS={}\nANCHOR_DNSKEY={}\nMX1_CHAIN={}\nMX1_KEY={}\nMX1_SPKI={}\nRTT_DESTINATIONS=\"{}\"\n",
         lab.dir().display(),
         lab.anchor_ds_file().display(),
         lab.anchor_dnskey_file().display(),
         cert.chain_pem.display(),
         cert.key_pem.display(),
         cert.spki_sha256,
+        rtt_list.join(" "),
     );
     std::fs::write(&env_file, env).expect("write env file");
 
@@ -103,16 +126,22 @@ fn main() {
             .await
             .expect("bind sink 127.0.25.1:25");
         let ctl = TcpListener::bind(control).await.expect("bind control");
+        rtt::start_proxies(&dests, SINK.parse().expect("sink address")).await;
         let c = counters.clone();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = ctl.accept().await {
+                let late = &delay::LATENESS;
                 let line = format!(
-                    "messages={} tls_messages={} bytes={} connections={} tls_handshakes={}\n",
+                    "messages={} tls_messages={} bytes={} connections={} tls_handshakes={} \
+                     proxy_chunks={} proxy_late_us={} proxy_late_max_us={}\n",
                     c.messages.load(Relaxed),
                     c.tls_messages.load(Relaxed),
                     c.bytes.load(Relaxed),
                     c.connections.load(Relaxed),
-                    c.tls_handshakes.load(Relaxed)
+                    c.tls_handshakes.load(Relaxed),
+                    late.chunks.load(Relaxed),
+                    late.late_us.load(Relaxed),
+                    late.max_us.load(Relaxed),
                 );
                 let _ = s.write_all(line.as_bytes()).await;
                 let _ = s.shutdown().await;

@@ -75,13 +75,18 @@ struct Seen {
     lat_ms: Vec<f64>,
     failed: u64,
     error: Option<String>,
+    /// QUIT to its 221.
+    quit_ms: Option<f64>,
 }
 
 struct Shared {
     args: Args,
     /// Timed-phase messages not yet taken by a session.
     left: AtomicU64,
+    /// Every session's first message answered.
     barrier: Barrier,
+    /// Every session done with its timed messages.
+    done: Barrier,
     /// When the last timed-phase reply arrived, in µs after `epoch`.
     last_reply_us: AtomicU64,
     epoch: Instant,
@@ -98,6 +103,7 @@ async fn main() {
     let shared = Arc::new(Shared {
         left: AtomicU64::new(args.messages),
         barrier: Barrier::new(s as usize + 1),
+        done: Barrier::new(s as usize + 1),
         last_reply_us: AtomicU64::new(0),
         epoch: Instant::now(),
         args,
@@ -112,10 +118,9 @@ async fn main() {
         Some(c) => Some(count(c).await.expect("read the receiver's counter")),
         None => None,
     };
-    let mut seen = Vec::new();
-    for t in tasks {
-        seen.push(t.await.expect("session task"));
-    }
+    // Every session has sent its last timed message (QUIT follows, and
+    // is not part of the end-to-end time).
+    shared.done.wait().await;
     let t_last = shared.epoch + Duration::from_micros(shared.last_reply_us.load(Relaxed));
     let accept_secs = (t_last.max(t_timed) - t_timed).as_secs_f64();
     let sent_total = s + shared.args.messages;
@@ -123,11 +128,15 @@ async fn main() {
         (Some(c), Some(base), Some(at)) => Some(drain(c, base, at, sent_total, t_timed).await),
         _ => None,
     };
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.expect("session task"));
+    }
     println!("{}", report(&shared.args, &seen, accept_secs, e2e));
 }
 
 /// One session: connect, EHLO, the first message, the barrier, then
-/// timed messages until none are left, QUIT.
+/// timed messages until none are left, the second barrier, QUIT.
 async fn session(sh: Arc<Shared>, id: u64) -> Seen {
     let mut seen = Seen::default();
     let mut conn = match Conn::open(&sh.args).await {
@@ -151,31 +160,35 @@ async fn session(sh: Arc<Shared>, id: u64) -> Seen {
         }
     }
     sh.barrier.wait().await;
-    let Some(mut c) = conn else {
-        return seen;
-    };
+    if let Some(c) = conn.as_mut() {
+        if let Err(e) = timed(&sh, c, id, &mut seen).await {
+            seen.failed += 1;
+            seen.error = Some(e);
+            conn = None;
+        }
+    }
+    sh.done.wait().await;
+    if let Some(mut c) = conn {
+        seen.quit_ms = c.quit().await;
+    }
+    seen
+}
+
+/// Timed messages until none are left (or one fails).
+async fn timed(sh: &Shared, c: &mut Conn, id: u64, seen: &mut Seen) -> Result<(), String> {
     let mut n = 1;
     while sh
         .left
         .fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1))
         .is_ok()
     {
-        match c.message(&sh.args, id, n).await {
-            Ok((ms, _)) => {
-                seen.lat_ms.push(ms);
-                let us = sh.epoch.elapsed().as_micros() as u64;
-                sh.last_reply_us.fetch_max(us, Relaxed);
-            }
-            Err(e) => {
-                seen.failed += 1;
-                seen.error = Some(e);
-                return seen;
-            }
-        }
+        let (ms, _) = c.message(&sh.args, id, n).await?;
+        seen.lat_ms.push(ms);
+        let us = sh.epoch.elapsed().as_micros() as u64;
+        sh.last_reply_us.fetch_max(us, Relaxed);
         n += 1;
     }
-    c.quit().await;
-    seen
+    Ok(())
 }
 
 struct Conn {
@@ -232,10 +245,12 @@ impl Conn {
         Ok((ms_since(start), mail_ms))
     }
 
-    async fn quit(&mut self) {
-        if self.send(b"QUIT\r\n").await.is_ok() {
-            let _ = self.expect("QUIT", b'2').await;
-        }
+    /// Says QUIT; how long its 221 took, if it came.
+    async fn quit(&mut self) -> Option<f64> {
+        let start = Instant::now();
+        self.send(b"QUIT\r\n").await.ok()?;
+        self.expect("QUIT", b'2').await.ok()?;
+        Some(ms_since(start))
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
@@ -341,9 +356,9 @@ struct Drained {
 /// timed phase, `t_timed`) and the seconds that took.
 async fn drain(c: SocketAddr, base: Count, at: Count, total: u64, t_timed: Instant) -> Drained {
     let deadline = Instant::now() + DRAIN_WAIT;
-    let mut now = at;
+    let mut now = count(c).await.unwrap_or(at);
     while now.messages < base.messages + total && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
         now = count(c).await.unwrap_or(now);
     }
     let secs = t_timed.elapsed().as_secs_f64();
@@ -373,6 +388,8 @@ fn report(a: &Args, seen: &[Seen], accept_secs: f64, e2e: Option<Drained>) -> St
     let mut first_sorted = first.clone();
     first_sorted.sort_by(|x, y| x.total_cmp(y));
     let failed: u64 = seen.iter().map(|s| s.failed).sum();
+    let mut quit: Vec<f64> = seen.iter().filter_map(|s| s.quit_ms).collect();
+    quit.sort_by(|x, y| x.total_cmp(y));
     let errors: Vec<&str> = seen
         .iter()
         .filter_map(|s| s.error.as_deref())
@@ -392,6 +409,8 @@ fn report(a: &Args, seen: &[Seen], accept_secs: f64, e2e: Option<Drained>) -> St
         "lat_p50_ms": pctl(&lat, 0.5),
         "lat_p99_ms": pctl(&lat, 0.99),
         "lat_mean_ms": if lat.is_empty() { None } else { Some(lat.iter().sum::<f64>() / lat.len() as f64) },
+        "quit_p50_ms": pctl(&quit, 0.5),
+        "quit_max_ms": quit.last(),
         "accept_secs": accept_secs,
         "accept_rate": rate(lat.len() as u64, accept_secs),
     });

@@ -270,7 +270,7 @@ def loopback_section():
 
 
 RTT_COLUMNS = ("| RTT | legacy sessions | relay | msgs/run | runs | msg/s end to end | limit S / (2 × RTT) | "
-               "latency p50 / p99 as the legacy MTA sees it | RTT per message, warm (p50 / RTT) | "
+               "latency p50 / p99 as the legacy MTA sees it | RTT per message, warm: p50 / RTT (round trips: (p50 − p50 at 0 ms) / RTT) | "
                "first message, cold destination: MAIL → first 250 / → final 250 | every message DANE-verified? |")
 
 
@@ -302,6 +302,7 @@ def rtt_rows():
         r["first"] = j["first_ms"]
         r["first_250"] = j.get("first_250_ms", [])
         r["late"] = j.get("proxy_late_mean_us")
+        r["quit_max"] = j.get("quit_max_ms")
         loaded = j["failed"] == 0 and j["ok"] == total and j.get("e2e_msgs", 0) >= r["m"]
         if relay == "danegate":
             a = metrics(os.path.join(work, f"m.{tag}.before"))
@@ -379,7 +380,10 @@ def rtt_section():
             per = lambda x: "–" if x is None or not rtt else f"{x / rtt:.2f}"
             lat = f"{fmt(p50, '.1f')} / {fmt(p99, '.1f')} ms"
             if relay == "danegate":
+                zero = summary.get((0, s, relay), {}).get("p50")
                 name, warm = "danegate", per(p50)
+                if rtt and zero is not None and p50 is not None:
+                    warm += f" ({(p50 - zero) / rtt:.2f})"
                 cold = (f"{fmt(first_250, '.0f')} / {fmt(first, '.0f')} ms"
                         + ("" if not rtt else f" = {per(first_250)} / {per(first)} RTT"))
             else:
@@ -402,6 +406,13 @@ def rtt_section():
         lines.append(f"The delay proxies wrote each chunk on average {min(lates):.0f}–{max(lates):.0f} µs "
                      f"(median {med(lates):.0f} µs) after it was due, per run with an RTT; a message crosses "
                      "them four times (two round trips).")
+    quits = [(r["rtt"], r["s"], r["quit_max"]) for r in rows
+             if r["relay"] == "danegate" and r.get("quit_max") is not None and r["rtt"] > 0]
+    if quits:
+        worst = max(quits, key=lambda q: q[2] / q[0])
+        lines.append("")
+        lines.append(f"QUIT → 221 through danegate took up to {worst[2]:.0f} ms ({worst[2] / worst[0]:.1f} RTT) "
+                     f"at {worst[0]} ms × {worst[1]} sessions (slowest session of any run).")
     lines.append("")
     lines.append("Targets (issue 13):")
     lines.append("")
@@ -422,19 +433,20 @@ def rtt_section():
     d1 = summary.get((50, 1, "danegate"))
     if d1 and d1["rate"] is not None:
         row("50 ms, 1 session: ≥ 9 msg/s", f"{d1['rate']:.2f} msg/s", d1["rate"] >= 9)
-    warm = [(rtt, s, v["p50"] / rtt) for (rtt, s, relay), v in summary.items()
-            if relay == "danegate" and rtt >= 10 and v["p50"] is not None]
-    if warm:
-        worst = max(w[2] for w in warm)
-        detail = ", ".join(f"{rtt} ms × {s}: {x:.2f}" for rtt, s, x in warm)
-        row("warm connection: ≤ 2.2 RTT per message (p50 latency / RTT, every RTT ≥ 10 ms)", detail, worst <= 2.2)
+    for target_rtt in sorted({rtt for (rtt, s, relay) in summary if rtt >= 10}):
+        warm = [(s, v["p50"] / rtt) for (rtt, s, relay), v in summary.items()
+                if relay == "danegate" and rtt == target_rtt and v["p50"] is not None]
+        if warm:
+            detail = ", ".join(f"{s} session{'s' if s > 1 else ''}: {x:.2f}" for s, x in warm)
+            row(f"warm connection, {target_rtt} ms: ≤ 2.2 RTT per message (p50 latency / RTT)", detail,
+                max(x for _, x in warm) <= 2.2)
     cold = [(rtt, s, v["first_250"] / rtt, v["first"] / rtt) for (rtt, s, relay), v in summary.items()
             if relay == "danegate" and rtt >= 10 and v["first_250"] is not None and v["first"] is not None]
     if cold:
         worst = max(c[2] for c in cold)
         detail = ", ".join(f"{rtt} ms × {s}: {x:.1f} (final 250: {y:.1f})" for rtt, s, x, y in cold)
         row("cold destination (DNS cached): ≤ 6 RTT to the first 250 (median of the first messages: "
-            "MAIL FROM → its 250, / RTT)", detail, worst <= 6)
+            "MAIL FROM → its 250, / RTT; the floor on a real path is 7, and 8 to the final 250)", detail, worst <= 6)
     return lines
 
 

@@ -40,7 +40,7 @@ def danegate_log(path):
     lines = [l for l in text.splitlines() if " delivered " in l and " to=<" in l]
     return {
         "delivered": len(lines),
-        "verified": sum(1 for l in lines if ' tls="verified ' in l),
+        "verified": sum(1 for l in lines if ' tls="verified(dane) ' in l),
     }
 
 
@@ -145,8 +145,11 @@ def loopback_section():
                 mm = re.match(r'danegate_tls_connections_total\{state="([^"]+)"\}$', k)
                 if mm:
                     states[mm.group(1)] = int(delta(a, b, k))
-            r["verified"] = states.get("verified", 0)
-            r["other_tls"] = sum(v for k, v in states.items() if k != "verified")
+            # DANE-verified connections ("verified" before MTA-STS named the
+            # mechanism).
+            dane = ("verified_dane", "verified")
+            r["verified"] = sum(states.get(k, 0) for k in dane)
+            r["other_tls"] = sum(v for k, v in states.items() if k not in dane)
             r["delivered"] = int(delta(a, b, 'danegate_transactions_total{outcome="delivered"}'))
             r["p50"], r["p99"] = hist_quantiles(a, b, "danegate_relay_seconds")
             # With the connection cache, messages share verified connections
@@ -312,15 +315,16 @@ def rtt_rows():
                 mm = re.match(r'danegate_tls_connections_total\{state="([^"]+)"\}$', k)
                 if mm:
                     states[mm.group(1)] = int(delta(a, b, k))
-            verified = states.get("verified", 0)
-            other = sum(v for k, v in states.items() if k != "verified")
+            dane = ("verified_dane", "verified")
+            verified = sum(states.get(k, 0) for k in dane)
+            other = sum(v for k, v in states.items() if k not in dane)
             delivered = int(delta(a, b, 'danegate_transactions_total{outcome="delivered"}'))
             mine = [l for l in dg_log.splitlines() if " delivered " in l and f" to=<user@{domain}>" in l]
-            mine_ok = sum(1 for l in mine if ' tls="verified ' in l and f"relay=mx.{domain}[" in l)
+            mine_ok = sum(1 for l in mine if ' tls="verified(dane) ' in l and f"relay=mx.{domain}[" in l)
             r["conns"] = verified
             r["ok"] = loaded and delivered == total and other == 0 and mine and mine_ok == len(mine)
             r["evidence"] = (f"{delivered} delivered over {verified} new verified TLS conns, {other} other; "
-                             f"log: {mine_ok} of {len(mine)} delivered lines to {domain} tls=verified via mx.{domain}")
+                             f"log: {mine_ok} of {len(mine)} delivered lines to {domain} tls=verified(dane) via mx.{domain}")
         else:
             log = open(os.path.join(work, f"maillog.{tag}"), errors="replace").read()
             host = re.escape(f"mx.{domain}")

@@ -1,5 +1,5 @@
 //! The command line: `danegate run`, `resolve`, `config check`, and the
-//! operator commands of `ops` (`check`, `tlsa`). Each command loads the configuration
+//! operator commands of `ops` (`check`, `tlsa`, `sts`). Each command loads the configuration
 //! first, so that `[log] format` applies from the first line.
 
 use std::path::{Path, PathBuf};
@@ -61,6 +61,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: crate::ops::tlsa::TlsaCmd,
     },
+    /// MTA-STS policies: show, refresh or forget a domain's cached
+    /// policy (through the running danegate's control socket when it
+    /// runs).
+    Sts {
+        #[command(subcommand)]
+        cmd: crate::ops::sts::StsCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +101,7 @@ pub fn main() -> ExitCode {
         },
         Cmd::Check(args) => crate::ops::check::run(args),
         Cmd::Tlsa { cmd } => crate::ops::tlsa::run(cmd),
+        Cmd::Sts { cmd } => crate::ops::sts::run(cmd),
     }
 }
 
@@ -140,7 +148,11 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
                 }
             }
         }
-        let ctx = Arc::new(Context::new(config, resolver));
+        let sts = match start_sts(&config, resolver.clone()) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        let ctx = Arc::new(Context::with_sts(config, resolver, sts));
         let server = match Server::bind(ctx).await {
             Ok(s) => s,
             Err(e) => {
@@ -152,6 +164,46 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
         server.run(stop_signal()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Opens the state database (in memory, with an error logged, when the
+/// directory cannot be used), builds MTA-STS on it, starts its
+/// background refresh and the control socket. Err: a configuration
+/// error (an unusable `[mta_sts] ca_file`).
+fn start_sts(
+    config: &Config,
+    resolver: Arc<dyn Resolver>,
+) -> Result<Arc<crate::sts::Sts>, ExitCode> {
+    let (store, problem) = crate::state::Store::open_or_memory(&config.state.dir);
+    match problem {
+        None => info!("state database: {}", store.location()),
+        Some(e) => error!(
+            "{e}; keeping state in memory only: cached MTA-STS policies are lost at every restart"
+        ),
+    }
+    let durable = store.is_durable();
+    let sts = match crate::sts::from_config(config, resolver, store) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("configuration error: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let roots = sts.roots();
+    if config.mta_sts.enabled && roots.is_empty() {
+        warn!("MTA-STS: no trusted root certificate (system store empty, no mta_sts.ca_file): every policy fetch fails");
+    }
+    sts.spawn_refresher();
+    if durable {
+        let path = crate::control::socket_path(&config.state.dir);
+        if let Err(e) = crate::control::serve(&path, sts.clone()) {
+            warn!(
+                "no control socket at {}: {e}; `danegate sts` cannot reach this process",
+                path.display()
+            );
+        }
+    }
+    Ok(sts)
 }
 
 /// The resolver a configuration asks for, after the start-up probe. Err:
@@ -225,7 +277,11 @@ async fn reload(path: &Path, handle: &Handle) -> Result<(), String> {
             warn!("{key} changed: it takes effect only when danegate restarts");
         }
     }
-    handle.replace(Arc::new(Context::new(new, resolver)));
+    crate::sts::reconfigure(&old.sts, &new, resolver.clone())?;
+    if new.state.dir != old.config.state.dir {
+        warn!("state.dir changed: it takes effect only when danegate restarts");
+    }
+    handle.replace(Arc::new(Context::with_sts(new, resolver, old.sts.clone())));
     Ok(())
 }
 

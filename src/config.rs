@@ -30,6 +30,35 @@ pub struct Config {
     pub metrics: Metrics,
     pub log: Log,
     pub state: State,
+    pub mta_sts: MtaSts,
+}
+
+/// `[mta_sts]`: MTA-STS (RFC 8461) for destinations that publish a policy.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MtaSts {
+    /// Off: no policy is looked up, fetched or applied.
+    pub enabled: bool,
+    /// PEM certificates trusted in addition to the system trust store
+    /// (policy hosts and MX certificates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds one policy fetch may take.
+    pub fetch_timeout: u64,
+    /// Seconds after which a cached policy is fetched again (at most half
+    /// its max_age).
+    pub refresh_interval: u64,
+}
+
+impl Default for MtaSts {
+    fn default() -> Self {
+        MtaSts {
+            enabled: true,
+            ca_file: None,
+            fetch_timeout: 10,
+            refresh_interval: 86400,
+        }
+    }
 }
 
 /// `[state]`: where danegate keeps what must survive a restart (the
@@ -457,6 +486,12 @@ impl Config {
         if self.server.max_recipients == 0 {
             return fail("server.max_recipients: must be at least 1".into());
         }
+        if self.mta_sts.fetch_timeout == 0 {
+            return fail("mta_sts.fetch_timeout: must be at least 1".into());
+        }
+        if self.mta_sts.refresh_interval == 0 {
+            return fail("mta_sts.refresh_interval: must be at least 1".into());
+        }
         if self.dns.mode == DnsMode::TrustAd {
             if let Some(ns) = self
                 .dns
@@ -519,6 +554,10 @@ mod tests {
             "shutdown_grace",
             "connection_cache",
             "connection_reuse_limit",
+            "enabled",
+            "ca_file",
+            "fetch_timeout",
+            "refresh_interval",
         ];
         for key in keys {
             assert!(
@@ -534,6 +573,8 @@ mod tests {
             "[policy.domains]",
             "[routes]",
             "[timeouts]",
+            "[state]",
+            "[mta_sts]",
         ] {
             assert!(DOCUMENTED.contains(section), "{section} is not documented");
         }
@@ -549,6 +590,8 @@ mod tests {
         )
         .unwrap();
         c.dns.trust_anchor_file = Some("/etc/danegate/anchors".into());
+        c.mta_sts.ca_file = Some("/etc/danegate/private-ca.pem".into());
+        c.mta_sts.enabled = false;
         let text = toml::to_string_pretty(&c).unwrap();
         assert_eq!(Config::parse(&text, "printed").unwrap(), c, "{text}");
     }
@@ -637,6 +680,15 @@ mode = "test"
             "test: line 2, key `policy.domains.not a domain`: \"not a domain\" is not a valid domain name",
         ),
         ("[nosuch]\n", "test: line 1, key `nosuch`: unknown field `nosuch`"),
+        (
+            "[mta_sts]\nenabled = \"yes\"\n",
+            "test: line 2, key `mta_sts.enabled`: invalid type: string \"yes\", expected a boolean",
+        ),
+        ("[mta_sts]\nfetch_timeout = 0\n", "test: mta_sts.fetch_timeout: must be at least 1"),
+        (
+            "[mta_sts]\nrefresh_interval = 0\n",
+            "test: mta_sts.refresh_interval: must be at least 1",
+        ),
     ];
 
     #[test]

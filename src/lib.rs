@@ -21,20 +21,28 @@
 //!   configuration builder), the certificate verifiers
 //!   ([`tls::opportunistic`], [`tls::dane`], and [`tls::record`] for
 //!   `check`), [`tls::tlsa`] (TLSA record semantics), [`tls::stream`] (the
-//!   STARTTLS stream) and [`tls::state`] (how a connection was protected).
+//!   STARTTLS stream), [`tls::state`] (how a connection was protected) and
+//!   [`tls::webpki`] (WebPKI roots and the MTA-STS certificate verifier).
+//! - [`sts`]: MTA-STS (RFC 8461): the `_mta-sts` record, the policy
+//!   parser, mx patterns, the HTTPS fetch, the policy cache in [`state`],
+//!   discovery, and what a policy means for a domain's hosts
+//!   ([`sts::apply`]); [`outbound::mtasts`] carries it out.
 //! - [`dns`]: the resolver trait and answers classified secure / insecure /
 //!   failed; [`dns::hickory`] is the only file that knows hickory.
-//! - [`policy`]: the pure policy decision (dane-rules §4).
+//! - [`policy`]: the pure policy decision (dane-rules §4, MTA-STS).
 //! - [`config`]: the TOML configuration; [`cli`] and [`logging`]: the
 //!   binary's surface; [`metrics`]: Prometheus counters and their endpoint.
 //! - [`state`]: the embedded database that survives restarts.
 //! - [`ops`]: operator commands ([`ops::check`], [`ops::resolve`],
-//!   [`ops::tlsa`]: `generate | verify | published`), sharing
+//!   [`ops::tlsa`]: `generate | verify | published`, [`ops::sts`]: `show |
+//!   refresh | forget`, which reaches a running danegate through
+//!   [`control`], its control socket), sharing
 //!   [`ops::certs`] (certificate facts) and [`ops::dates`].
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dns;
 pub mod inbound;
 pub mod logging;
@@ -45,4 +53,5 @@ pub mod policy;
 pub mod server;
 pub mod smtp;
 pub mod state;
+pub mod sts;
 pub mod tls;

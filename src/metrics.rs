@@ -10,9 +10,11 @@
 //! | `danegate_connections_total` | `result`: accepted, not_allowed, busy, shutting_down |
 //! | `danegate_sessions_active` | |
 //! | `danegate_transactions_total` | `outcome`: delivered, deferred, rejected |
-//! | `danegate_recipients_total` | `outcome`, `reason`: none, dane_mismatch, starttls_missing, tls_failed, dns_failed, dns_bogus, connect_failed, connection_lost, remote_4xx, remote_5xx, policy, no_mail_domain, other_domain, message_refused, client_gone, other |
-//! | `danegate_tls_connections_total` | `state`: verified, trusted, untrusted, anonymous, plaintext |
+//! | `danegate_recipients_total` | `outcome`, `reason`: none, dane_mismatch, sts_certificate, sts_starttls_missing, sts_mx_not_allowed, starttls_missing, tls_failed, dns_failed, dns_bogus, connect_failed, connection_lost, remote_4xx, remote_5xx, policy, no_mail_domain, other_domain, message_refused, client_gone, other |
+//! | `danegate_tls_connections_total` | `state`: verified_dane, verified_sts, trusted, untrusted, anonymous, plaintext |
 //! | `danegate_dane_results_total` | `result` (per host tried): ok, mismatch, unusable, not_applicable, insecure, lookup_failed |
+//! | `danegate_sts_policy_fetches_total` | `result` (MTA-STS policy fetches): ok, sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid |
+//! | `danegate_sts_results_total` | `result` (per host tried under an MTA-STS policy): verified, certificate_invalid, starttls_missing, mx_not_allowed, testing_would_defer |
 //! | `danegate_would_defer_total` | `reason` (test mode: what enforcement would have deferred) |
 //! | `danegate_dns_lookup_seconds` | histogram of DNS lookups that were not cached |
 //! | `danegate_relay_seconds` | histogram of transactions, MAIL FROM to the final reply |
@@ -65,6 +67,8 @@ pub struct Metrics {
     tls: Family<StateLabel, Counter>,
     dane: Family<ResultLabel, Counter>,
     would_defer: Family<ReasonLabel, Counter>,
+    sts_fetches: Family<ResultLabel, Counter>,
+    sts: Family<ResultLabel, Counter>,
     dns_seconds: Histogram,
     relay_seconds: Histogram,
 }
@@ -114,6 +118,18 @@ impl Metrics {
             "Test mode: deliveries enforcement would have deferred",
             would_defer.clone(),
         );
+        let sts_fetches = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "sts_policy_fetches",
+            "MTA-STS policy fetches by result (TLS-RPT result types for failures)",
+            sts_fetches.clone(),
+        );
+        let sts = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "sts_results",
+            "MTA-STS results per destination host tried under a policy",
+            sts.clone(),
+        );
         let dns_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "dns_lookup_seconds",
@@ -135,6 +151,8 @@ impl Metrics {
             tls,
             dane,
             would_defer,
+            sts_fetches,
+            sts,
             dns_seconds,
             relay_seconds,
         }
@@ -186,6 +204,22 @@ impl Metrics {
         self.would_defer
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn sts_fetch(&self, result: &str) {
+        self.sts_fetches
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn sts(&self, result: &str) {
+        self.sts
+            .get_or_create(&ResultLabel {
+                result: result.into(),
             })
             .inc();
     }

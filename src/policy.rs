@@ -1,10 +1,14 @@
-//! The TLS policy decision: from a policy level and what DNS proved about a
-//! destination host, what the outbound connection must achieve.
+//! The TLS policy decision: from a policy level, what DNS proved about a
+//! destination host and what the domain's MTA-STS policy says about it,
+//! what the outbound connection must achieve.
 //!
-//! This is a pure function (dane-rules §4) with no I/O; the table of cases
-//! it is tested against lives next to it as data. Carrying the decision
-//! out (STARTTLS, the certificate verifier, deferring) is the job of the
-//! `outbound` and `tls` modules.
+//! This is a pure function (dane-rules §4, RFC 8461 §4–5) with no I/O;
+//! the table of cases it is tested against lives next to it as data.
+//! DANE comes first: a host with usable secure TLSA records gets DANE and
+//! the MTA-STS policy does not apply to it; then an MTA-STS policy; then
+//! the level's own rule. Carrying the decision out (STARTTLS, the
+//! certificate verifier, deferring) is the job of the `outbound` and
+//! `tls` modules.
 
 use std::fmt;
 
@@ -66,6 +70,19 @@ pub enum TlsaStatus {
     Usable,
 }
 
+/// What the recipient domain's MTA-STS policy says about one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsStatus {
+    /// No policy applies (none published or cached, mode `none`, or
+    /// MTA-STS is off).
+    None,
+    /// A `testing` policy; `allowed`: the host matches one of its `mx`
+    /// patterns.
+    Testing { allowed: bool },
+    /// An `enforce` policy.
+    Enforce { allowed: bool },
+}
+
 /// What the outbound connection to one host must achieve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requirement {
@@ -75,6 +92,10 @@ pub enum Requirement {
     TlsRequired,
     /// STARTTLS mandatory and the certificate must match a TLSA record.
     DaneRequired,
+    /// An MTA-STS `enforce` policy (RFC 8461 §4.2): STARTTLS mandatory,
+    /// TLS 1.2 or later, and a certificate valid for the MX host name
+    /// under the WebPKI.
+    StsRequired,
     /// Delivery to this host is not allowed at all.
     Refuse(RefuseReason),
 }
@@ -88,6 +109,25 @@ pub enum RefuseReason {
     NoSecureTlsa,
     /// `dane-only` and every secure TLSA record is unusable.
     AllTlsaUnusable,
+    /// The domain's MTA-STS `enforce` policy does not name this host.
+    StsMxNotAllowed,
+}
+
+/// A `testing` MTA-STS policy's check, made on top of the requirement
+/// and logged ("would defer (MTA-STS testing)") but never enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsTesting {
+    /// Check the certificate against the WebPKI for the MX host name.
+    Verify,
+    /// The policy does not name this host.
+    MxNotAllowed,
+}
+
+/// The decision for one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub requirement: Requirement,
+    pub sts_testing: Option<StsTesting>,
 }
 
 impl fmt::Display for RefuseReason {
@@ -98,13 +138,47 @@ impl fmt::Display for RefuseReason {
             RefuseReason::AllTlsaUnusable => {
                 "policy dane-only: none of the TLSA records is usable for SMTP"
             }
+            RefuseReason::StsMxNotAllowed => {
+                "the MX host is not allowed by the domain's MTA-STS policy"
+            }
         })
     }
 }
 
-/// dane-rules §4: the requirement for one host. `mx_secure` says whether
-/// the host name came from a secure MX RRset (or a static route).
-pub fn decide(level: Level, mx_secure: bool, tlsa: TlsaStatus) -> Requirement {
+/// dane-rules §4 and RFC 8461 §5: the decision for one host.
+/// `mx_secure` says whether the host name came from a secure MX RRset (or
+/// a static route).
+pub fn decide(level: Level, mx_secure: bool, tlsa: TlsaStatus, sts: StsStatus) -> Decision {
+    let base = level_rule(level, mx_secure, tlsa);
+    let plain = Decision {
+        requirement: base,
+        sts_testing: None,
+    };
+    let sts_applies = match level {
+        Level::Dane => tlsa != TlsaStatus::Usable,
+        Level::Encrypt => true,
+        Level::DaneOnly | Level::May => false,
+    };
+    if !sts_applies {
+        return plain;
+    }
+    let (requirement, sts_testing) = match sts {
+        StsStatus::None => (base, None),
+        StsStatus::Enforce { allowed: true } => (Requirement::StsRequired, None),
+        StsStatus::Enforce { allowed: false } => {
+            (Requirement::Refuse(RefuseReason::StsMxNotAllowed), None)
+        }
+        StsStatus::Testing { allowed: true } => (base, Some(StsTesting::Verify)),
+        StsStatus::Testing { allowed: false } => (base, Some(StsTesting::MxNotAllowed)),
+    };
+    Decision {
+        requirement,
+        sts_testing,
+    }
+}
+
+/// dane-rules §4: the level's own rule.
+fn level_rule(level: Level, mx_secure: bool, tlsa: TlsaStatus) -> Requirement {
     use Requirement::*;
     match level {
         Level::May => Opportunistic,
@@ -167,30 +241,71 @@ mod tests {
         }
     }
 
+    const STS: [StsStatus; 5] = [
+        StsStatus::None,
+        StsStatus::Testing { allowed: true },
+        StsStatus::Testing { allowed: false },
+        StsStatus::Enforce { allowed: true },
+        StsStatus::Enforce { allowed: false },
+    ];
+
+    fn sts(word: &str) -> StsStatus {
+        match word {
+            "none" => StsStatus::None,
+            "testing-allowed" => StsStatus::Testing { allowed: true },
+            "testing-not-allowed" => StsStatus::Testing { allowed: false },
+            "enforce-allowed" => StsStatus::Enforce { allowed: true },
+            "enforce-not-allowed" => StsStatus::Enforce { allowed: false },
+            _ => panic!("unknown MTA-STS status {word}"),
+        }
+    }
+
     fn requirement(word: &str) -> Requirement {
         match word {
             "opportunistic" => Opportunistic,
             "tls-required" => TlsRequired,
             "dane-required" => DaneRequired,
+            "sts-required" => StsRequired,
             "refuse(insecure-mx)" => Refuse(RefuseReason::InsecureMx),
             "refuse(no-secure-tlsa)" => Refuse(RefuseReason::NoSecureTlsa),
             "refuse(all-tlsa-unusable)" => Refuse(RefuseReason::AllTlsaUnusable),
+            "refuse(sts-mx-not-allowed)" => Refuse(RefuseReason::StsMxNotAllowed),
             _ => panic!("unknown requirement {word}"),
         }
     }
 
-    fn rows() -> Vec<(Level, bool, TlsaStatus, Requirement)> {
+    /// `requirement` or `requirement+testing(verify|mx-not-allowed)`.
+    fn decision(word: &str) -> Decision {
+        let (req, testing) = match word.split_once('+') {
+            Some((r, t)) => (r, Some(t)),
+            None => (word, None),
+        };
+        let sts_testing = testing.map(|t| match t {
+            "testing(verify)" => StsTesting::Verify,
+            "testing(mx-not-allowed)" => StsTesting::MxNotAllowed,
+            _ => panic!("unknown testing note {t}"),
+        });
+        Decision {
+            requirement: requirement(req),
+            sts_testing,
+        }
+    }
+
+    type Row = (Level, bool, TlsaStatus, StsStatus, Decision);
+
+    fn rows() -> Vec<Row> {
         TABLE
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .map(|l| {
                 let w: Vec<&str> = l.split_whitespace().collect();
-                assert_eq!(w.len(), 4, "row {l:?}");
+                assert_eq!(w.len(), 5, "row {l:?}");
                 (
                     level(w[0]),
                     mx_secure(w[1]),
                     status(w[2]),
-                    requirement(w[3]),
+                    sts(w[3]),
+                    decision(w[4]),
                 )
             })
             .collect()
@@ -198,11 +313,11 @@ mod tests {
 
     #[test]
     fn truth_table() {
-        for (level, mx_secure, tlsa, want) in rows() {
+        for (level, mx_secure, tlsa, sts, want) in rows() {
             assert_eq!(
-                decide(level, mx_secure, tlsa),
+                decide(level, mx_secure, tlsa, sts),
                 want,
-                "level={level} mx_secure={mx_secure} tlsa={tlsa:?}"
+                "level={level} mx_secure={mx_secure} tlsa={tlsa:?} sts={sts:?}"
             );
         }
     }
@@ -214,7 +329,9 @@ mod tests {
         for l in LEVELS {
             for m in [true, false] {
                 for t in STATUSES {
-                    want.push((l, m, t));
+                    for s in STS {
+                        want.push((l, m, t, s));
+                    }
                 }
             }
         }
@@ -226,8 +343,20 @@ mod tests {
             want.len()
         );
         for key in want {
-            let n = rows.iter().filter(|r| (r.0, r.1, r.2) == key).count();
+            let n = rows.iter().filter(|r| (r.0, r.1, r.2, r.3) == key).count();
             assert_eq!(n, 1, "{key:?} appears {n} times");
+        }
+    }
+
+    #[test]
+    fn without_mta_sts_the_levels_decide_as_before() {
+        // The rows with no MTA-STS policy are dane-rules §4 unchanged, and
+        // never carry a testing check.
+        for (level, mx_secure, tlsa, sts, want) in rows() {
+            if sts == StsStatus::None {
+                assert_eq!(want.sts_testing, None);
+                assert_eq!(want.requirement, level_rule(level, mx_secure, tlsa));
+            }
         }
     }
 

@@ -294,7 +294,7 @@ async fn dane_ee_match_is_delivered_verified() {
     assert_eq!(summary.field("relay"), Some(peer.as_str()));
     assert_eq!(
         summary.field("tls"),
-        Some(format!("verified {protocol} {cipher} ({m})").as_str())
+        Some(format!("verified(dane) {protocol} {cipher} ({m})").as_str())
     );
     assert_eq!(summary.field("status"), Some(QUEUED));
     assert_no_warnings(&logs);
@@ -703,7 +703,7 @@ async fn test_mode_dane_match_is_logged_as_not_enforced() {
     ));
     assert_eq!(
         logs.summary(RCPT).field("tls"),
-        Some(format!("verified {protocol} {cipher} ({m}){TEST_NOTE}").as_str())
+        Some(format!("verified(dane) {protocol} {cipher} ({m}){TEST_NOTE}").as_str())
     );
     assert_no_warnings(&logs);
 }
@@ -994,7 +994,7 @@ async fn insecure_mx_with_secure_tlsa_is_trusted_not_verified() {
     ));
     assert_eq!(
         logs.summary(RCPT).field("tls"),
-        Some(format!("trusted {protocol} {cipher} ({m})").as_str())
+        Some(format!("trusted(dane) {protocol} {cipher} ({m})").as_str())
     );
     assert!(!logs.contains("Verified"), "{}", logs.dump());
 }

@@ -55,6 +55,15 @@ fn config_text(listen: SocketAddr, metrics: Option<SocketAddr>, route: &str) -> 
     text
 }
 
+/// `text` with `[state] dir` in the test's own directory, so that no
+/// test touches /var/lib/danegate or another test's database.
+fn with_state(text: &str, dir: &std::path::Path) -> String {
+    format!(
+        "{text}\n[state]\ndir = {:?}\n",
+        dir.join("state").display().to_string()
+    )
+}
+
 impl Gate {
     fn start(name: &str, text: &str, listen: SocketAddr) -> Gate {
         let dir = std::env::temp_dir().join(format!(
@@ -64,7 +73,7 @@ impl Gate {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("danegate.toml");
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, with_state(text, &dir)).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_danegate"))
             .args(["run", "--config"])
             .arg(&config)
@@ -242,7 +251,12 @@ async fn sighup_reloads_routes_keeps_sessions_in_flight_and_refuses_a_bad_file()
     send_message(&mut first, "one@example.test", "250 2.1.5 Ok").await;
 
     // The route changes to B.
-    std::fs::write(&gate.config, config_text(listen, None, &b.route())).unwrap();
+    let dir = gate.config.parent().unwrap().to_owned();
+    std::fs::write(
+        &gate.config,
+        with_state(&config_text(listen, None, &b.route()), &dir),
+    )
+    .unwrap();
     gate.hangup();
     gate.wait_log(&format!(
         "configuration reloaded from {}",

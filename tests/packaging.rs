@@ -1,7 +1,8 @@
 //! The shipped deployment files agree with the binary: the Kubernetes
 //! example's configuration parses and the MTA in it points at the address
 //! danegate listens on; the systemd unit runs the `run` command with the
-//! reload signal danegate handles.
+//! reload signal danegate handles; each gives danegate its writable
+//! state directory.
 
 use danegate::config::Config;
 
@@ -23,6 +24,23 @@ fn kubernetes_example_config_parses_and_matches_the_relayhost() {
     );
     assert!(yaml.contains("value: \"[127.0.0.1]:10025\""));
     assert!(config.server.allows("127.0.0.1".parse().unwrap()));
+    // The state directory is a writable volume (the root file system is
+    // read-only).
+    assert_eq!(config.state.dir, std::path::Path::new("/var/lib/danegate"));
+    assert!(yaml.contains("readOnlyRootFilesystem: true"));
+    assert!(yaml.contains("- { name: state, mountPath: /var/lib/danegate }"));
+    assert!(yaml.contains("- name: state\n          emptyDir: {}"));
+}
+
+#[test]
+fn container_image_has_a_writable_state_directory() {
+    let docker = include_str!("../Dockerfile");
+    let state = Config::default().state.dir;
+    let dir = state.display().to_string();
+    assert!(docker.contains(&format!(
+        "COPY --from=build --chown=nonroot:nonroot --chmod=0700 /state {dir}\n"
+    )));
+    assert!(docker.contains(&format!("VOLUME {dir}\n")));
 }
 
 #[test]
@@ -43,6 +61,13 @@ fn systemd_unit_runs_and_reloads_danegate() {
         stop > grace,
         "TimeoutStopSec={stop} must exceed shutdown_grace={grace}"
     );
+    // The default [state] dir is the unit's StateDirectory, the one
+    // writable path under ProtectSystem=strict.
+    assert_eq!(
+        Config::default().state.dir,
+        std::path::Path::new("/var/lib/danegate")
+    );
+    assert!(unit.contains("\nStateDirectory=danegate\n"));
     for hardening in [
         "NoNewPrivileges=yes",
         "DynamicUser=yes",

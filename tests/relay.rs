@@ -286,7 +286,9 @@ async fn sni_is_the_mx_host_name_and_replies_name_it() {
         vec![
             "A mx1.mx-host.test",
             "AAAA mx1.mx-host.test",
-            "MX mx-host.test"
+            "MX mx-host.test",
+            // MTA-STS discovery (RFC 8461 §3.1): no policy published.
+            "TXT _mta-sts.mx-host.test"
         ]
     );
 }

@@ -480,3 +480,42 @@ fn logfmt(line: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// A cached conversation the server closes at MAIL FROM (421) is replaced
+/// by a new one; when that new connection fails too, the recipient gets
+/// the failure, in its place, and the session goes on (it once waited for
+/// ever: the replies owed were lost on the way).
+#[tokio::test]
+async fn a_failed_reconnect_after_a_closed_cached_conversation_answers_the_recipient() {
+    let dest = StrictDest::start(
+        PLAIN,
+        scripted(vec![
+            (Point::Mail, Act::reply("250 2.1.0 Ok")),
+            (Point::Mail, Act::reply("421 4.4.2 closing")),
+            (Point::Greeting, Act::Close),
+        ]),
+    )
+    .await;
+    let ctx = ctx_to(&dest, None);
+    let mut s = start_session(&ctx);
+    let c = &mut s.client;
+    c.hello(DEFAULT_MAX_SIZE).await;
+    assert_eq!(
+        message(c, "a@legacy.test", "b@example.test", "one").await,
+        QUEUED
+    );
+    c.cmd("MAIL FROM:<a@legacy.test>", MAIL_OK).await;
+    let peer = format!("127.0.0.1[127.0.0.1]:{}", dest.addr.port());
+    c.cmd(
+        "RCPT TO:<c@example.test>",
+        &format!("451 4.4.2 lost connection with {peer} while receiving the initial server greeting: connection closed by server"),
+    )
+    .await;
+    c.cmd("RSET", "250 2.0.0 Ok").await;
+    c.cmd("QUIT", BYE).await;
+    bounded("the session to end", s.task).await.unwrap();
+    drop(ctx);
+    let conns = dest.wait_all_closed().await;
+    assert_eq!(dest.violations(), Vec::<String>::new());
+    assert_eq!(conns.len(), 2);
+}

@@ -621,7 +621,7 @@ fn check_fails_an_insecure_domain() {
     assert_eq!(text.status, Some(1), "{}", text.context());
     assert!(
         text.stdout
-            .contains("verdict: no-dane (no DANE: no MX host of the domain is protected by DANE)"),
+            .contains("verdict: no-dane (no DANE: no MX host of the domain is protected by DANE (nor by MTA-STS))"),
         "{}",
         text.context()
     );

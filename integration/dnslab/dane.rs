@@ -217,7 +217,7 @@ fn dane_receiver_verified_then_mismatch_and_stripped_starttls_deferred_then_test
     let sent = wait_new_status(&legacy, RCPT, 0, &["status=sent"]);
     assert!(sent.contains(&relay), "{sent}");
     assert!(
-        sent.contains("status=sent (250 2.0.0 Ok: queued as "),
+        sent.contains("status=sent (250 2.0.0 Ok: ") && sent.contains(" queued as "),
         "{sent}"
     );
     let got = good.wait_messages(RCPT, 1);
@@ -237,7 +237,7 @@ fn dane_receiver_verified_then_mismatch_and_stripped_starttls_deferred_then_test
     );
     let summary = log_line(&danegate, &[&format!("to=<{RCPT}>"), "delivered"]);
     assert!(
-        summary.contains(&format!("relay={PEER} tls=\"verified TLSv1.3 "))
+        summary.contains(&format!("relay={PEER} tls=\"verified(dane) TLSv1.3 "))
             && summary.contains(&format!("({matched})")),
         "{summary}"
     );
@@ -316,7 +316,7 @@ fn dane_receiver_verified_then_mismatch_and_stripped_starttls_deferred_then_test
     legacy.flush();
     let sent = wait_new_status(&legacy, RCPT, seen, &["status=sent", &relay]);
     assert!(
-        sent.contains("status=sent (250 2.0.0 Ok: queued as "),
+        sent.contains("status=sent (250 2.0.0 Ok: ") && sent.contains(" queued as "),
         "{sent}"
     );
     let got = wrong.wait_messages(RCPT, 1);
@@ -445,7 +445,7 @@ fn dane_outcomes_second_mx_cname_unusable_unsigned_and_dane_only() {
         let rcpt = format!("user@{domain}");
         let sent = wait_new_status(&legacy, &rcpt, 0, &["status=sent"]);
         assert!(
-            sent.contains("status=sent (250 2.0.0 Ok: queued as "),
+            sent.contains("status=sent (250 2.0.0 Ok: ") && sent.contains(" queued as "),
             "{sent}"
         );
         let got = receiver.wait_messages(&rcpt, 1);
@@ -503,8 +503,8 @@ fn dane_outcomes_second_mx_cname_unusable_unsigned_and_dane_only() {
     for (rcpt, tls) in [
         ("user@unusable.test", "tls=\"untrusted TLSv1.3 "),
         ("user@unsigned.test", "tls=\"untrusted TLSv1.3 "),
-        ("user@secure.test", "tls=\"verified TLSv1.3 "),
-        ("user@cname.test", "tls=\"verified TLSv1.3 "),
+        ("user@secure.test", "tls=\"verified(dane) TLSv1.3 "),
+        ("user@cname.test", "tls=\"verified(dane) TLSv1.3 "),
     ] {
         log_line(&danegate, &[&format!("to=<{rcpt}>"), "delivered", tls]);
     }

@@ -21,10 +21,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::Acceptor;
 use rustls::ServerConfig;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 /// One way to misbehave. The first four are chosen per connection (when
 /// it is accepted), the others per transaction (at MAIL FROM).
@@ -99,6 +100,10 @@ pub type Check = fn(&str, &[u8]) -> bool;
 struct State {
     tls: Arc<ServerConfig>,
     certificate: String,
+    /// A second certificate, presented when the client's SNI is this
+    /// name: (name, configuration). The MTA-STS host name of the fault
+    /// run, whose certificate comes from the lab's MTA-STS CA.
+    by_sni: Option<(String, Arc<ServerConfig>)>,
     /// Chance that a connection, and (independently) a transaction, gets a
     /// fault.
     rate: f64,
@@ -168,6 +173,7 @@ impl FaultMx {
             state: Mutex::new(State {
                 tls: tls_config(chain_pem, key_pem),
                 certificate: label.to_string(),
+                by_sni: None,
                 rate: 0.0,
                 rng: StdRng::seed_from_u64(seed),
                 injected: BTreeMap::new(),
@@ -213,6 +219,12 @@ impl FaultMx {
         let mut s = self.shared.lock();
         s.tls = tls;
         s.certificate = label.to_string();
+    }
+
+    /// Presents `chain_pem`/`key_pem` (labelled with the name) to clients
+    /// that ask for `sni`; the other certificate to everyone else.
+    pub fn set_sni_certificate(&self, sni: &str, chain_pem: &Path, key_pem: &Path) {
+        self.shared.lock().by_sni = Some((sni.to_string(), tls_config(chain_pem, key_pem)));
     }
 
     pub fn report(&self) -> Report {
@@ -297,11 +309,20 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) {
     if fault == Some(Fault::HandshakeStall) {
         return stall(&mut stream).await;
     }
+    let Ok(start) = LazyConfigAcceptor::new(Acceptor::default(), stream).await else {
+        return;
+    };
+    let sni = start.client_hello().server_name().map(str::to_owned);
     let (tls, label) = {
         let s = shared.lock();
-        (s.tls.clone(), s.certificate.clone())
+        match &s.by_sni {
+            Some((name, config)) if sni.as_deref() == Some(name.as_str()) => {
+                (config.clone(), name.clone())
+            }
+            _ => (s.tls.clone(), s.certificate.clone()),
+        }
     };
-    let Ok(tls) = TlsAcceptor::from(tls).accept(stream).await else {
+    let Ok(tls) = start.into_stream(tls).await else {
         return;
     };
     shared.lock().handshakes += 1;

@@ -22,7 +22,7 @@
 //!
 //! The invariant, checked per recipient: delivered exactly once (the
 //! receiver kept it once, with byte-identical content), over verified TLS
-//! (danegate logged `tls=verified` for it, the receiver never saw a
+//! (danegate logged `tls=verified(dane)` for it, the receiver never saw a
 //! transaction without TLS), and Postfix logged exactly one `status=sent`
 //! for it whose reply names the receiver's own queue ID of that very copy
 //! (so no recipient was acknowledged without the destination's 250) and
@@ -52,6 +52,7 @@ use crate::faultdns::{DnsFault, FaultyResolver, FAULTY};
 use crate::faultmx::{Fault, FaultMx};
 use crate::gate::{self, Anchor, Dns, Running};
 use crate::lab::*;
+use crate::policyhost::{policy, set_txt, PolicyServer, StsPki};
 use crate::postfix::{Postfix, LEGACY_DOMAIN};
 use crate::util;
 
@@ -79,9 +80,19 @@ const TIMEOUTS: &str = "[timeouts]\nconnect = 2\ngreeting = 3\nehlo = 3\nstarttl
                         mail = 3\nrcpt = 3\ndata_init = 3\ndata_block = 3\ndata_done = 3\n\
                         rset = 3\nquit = 2\n";
 
-/// The recipients of message `n`.
+/// The MTA-STS domain of the run: the same receiver as mx-sts.faults.test
+/// (no TLSA records: MTA-STS decides), its policy at the lab's policy
+/// server, which goes down and comes back while mail flows.
+const STS_DOMAIN: &str = "sts.faults.test";
+const STS_MX: &str = "mx-sts.faults.test";
+const STS_POLICY_HOST: &str = "mta-sts.sts.faults.test";
+
+/// The recipients of message `n`: every fifth message (n = 3 mod 5) goes
+/// to the MTA-STS domain.
 fn recipients(n: usize) -> Vec<String> {
-    if n.is_multiple_of(10) {
+    if n % 5 == 3 {
+        vec![format!("u{n}@{STS_DOMAIN}")]
+    } else if n.is_multiple_of(10) {
         vec![format!("u{n}a@faults.test"), format!("u{n}b@faults.test")]
     } else {
         vec![format!("u{n}@faults.test")]
@@ -282,6 +293,10 @@ enum Event {
     DnsServfail,
     TlsaMismatch,
     Rollover,
+    /// The MTA-STS policy host is down and the policy id changes (every
+    /// delivery then tries a fetch, and the refreshes fail): the cached
+    /// policy must stay in force. It comes back with the new id.
+    PolicyHostDown,
 }
 
 /// Submits messages `first, first + SUBMITTERS, ...` to the legacy Postfix
@@ -336,14 +351,52 @@ fn thousand_messages_through_postfix_survive_faults() {
 
     let resolver = FaultyResolver::start();
     let mx = start_receiver(&lab, rng.gen());
+    let pki = StsPki::new(&scratch.subdir("sts-pki"));
+    let sts_cert = pki.issue("mx-sts", &[STS_MX]);
+    mx.set_sni_certificate(STS_MX, &sts_cert.chain_pem, &sts_cert.key_pem);
+    let mut policy_host = PolicyServer::start_in(&scratch.subdir("policy-server"), &pki);
+    policy_host.serve(
+        STS_POLICY_HOST,
+        policy("enforce", &[STS_MX], 86400).as_bytes(),
+    );
+    set_txt(
+        &lab,
+        ZONE,
+        &format!("_mta-sts.{STS_DOMAIN}"),
+        "v=STSv1; id=f1",
+    );
+    // refresh_interval 2: the cached policy is fetched again every 2 s
+    // (failed fetches retried after 1 s), so the outage meets refreshes.
+    let sts_config = format!(
+        "{TIMEOUTS}\n[mta_sts]\nca_file = {:?}\nfetch_timeout = 2\nrefresh_interval = 2\n",
+        pki.ca_pem.display().to_string()
+    );
     let (mut danegate, legacy) = start_relays(
         &lab,
         &scratch,
         "faultrun",
         FAULTY,
         "timeout = 2\n",
-        TIMEOUTS,
+        &sts_config,
         LEGACY_SMTPD,
+    );
+
+    // The MTA-STS policy is in danegate's cache before the first message
+    // (asked through its control socket): from then on every message to
+    // the domain needs it, whatever happens to DNS or the policy host.
+    let primed = Command::new(gate::BIN)
+        .args(["sts", "refresh", STS_DOMAIN, "--config"])
+        .arg(lab.dir().join("danegate/faultrun.toml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run danegate sts refresh");
+    let out = String::from_utf8_lossy(&primed.stdout);
+    assert!(
+        primed.status.success()
+            && out.contains("cached policy")
+            && out.contains("id f1, mode enforce"),
+        "danegate sts refresh: {out}{}",
+        String::from_utf8_lossy(&primed.stderr)
     );
 
     // Chaos while the messages are submitted.
@@ -361,7 +414,9 @@ fn thousand_messages_through_postfix_survive_faults() {
         Event::DnsServfail,
         Event::TlsaMismatch,
         Event::Rollover,
+        Event::PolicyHostDown,
     ];
+    let mut policy_id = 1;
     events.shuffle(&mut rng);
     let mut current = first.clone();
     let mut current_key = KEY_FIRST;
@@ -405,6 +460,14 @@ fn thousand_messages_through_postfix_survive_faults() {
                 publish_tlsa(&lab, &[&new]);
                 current = new;
                 current_key = new_key;
+            }
+            Event::PolicyHostDown => {
+                policy_host.stop();
+                policy_id += 1;
+                let txt = format!("v=STSv1; id=f{policy_id}");
+                set_txt(&lab, ZONE, &format!("_mta-sts.{STS_DOMAIN}"), &txt);
+                std::thread::sleep(during);
+                policy_host.start();
             }
         }
     }
@@ -500,12 +563,18 @@ fn thousand_messages_through_postfix_survive_faults() {
                 }
                 other => problems.push(format!("{r} ({id}): kept {other:?}")),
             }
-            // 3. danegate: delivered once, DANE-verified.
+            // 3. danegate: delivered once, DANE-verified (MTA-STS-verified
+            // for the MTA-STS domain).
             let delivered: Vec<&str> = log
                 .lines()
                 .filter(|l| l.contains(&format!("to=<{r}>")) && l.contains("delivered"))
                 .collect();
-            if delivered.len() != 1 || !delivered[0].contains(" tls=\"verified ") {
+            let want = if r.ends_with(STS_DOMAIN) {
+                " tls=\"verified(sts) "
+            } else {
+                " tls=\"verified(dane) "
+            };
+            if delivered.len() != 1 || !delivered[0].contains(want) {
                 problems.push(format!("{r}: danegate delivered lines {delivered:#?}"));
             }
         }
@@ -534,6 +603,21 @@ fn thousand_messages_through_postfix_survive_faults() {
     );
     let counts = resolver.counts();
     assert!(counts.dropped > 0 && counts.servfailed > 0, "{counts:?}");
+    // The policy host's outage was met (fetches failed, the cached policy
+    // stayed) and its return too (the new id was fetched).
+    let failed_fetch = format!("MTA-STS policy fetch for {STS_DOMAIN} failed: ");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&failed_fetch) && l.contains("the cached policy (id f")),
+        "no failed policy fetch with the cached policy kept"
+    );
+    let refetched =
+        format!("MTA-STS policy of {STS_DOMAIN} fetched: id f{policy_id}, mode enforce");
+    assert!(log.contains(&refetched), "no fetch of the new policy id");
+    assert!(
+        by_key.get(STS_MX).is_some_and(|&n| n == MESSAGES / 5),
+        "{by_key:?}"
+    );
     for (cause, _) in CAUSES {
         if *cause == "MAIL stall" {
             // Mostly on reused connections, where danegate reconnects

@@ -108,12 +108,26 @@ pub fn config(
     )
 }
 
-/// Writes `text` to `danegate/NAME.toml` in the lab's directory.
+/// Writes `text` to `danegate/NAME.toml` in the lab's directory, with
+/// `[state] dir` = `danegate/state-N` (numbered: a Unix socket path must
+/// stay under 108 bytes, and the state directory holds `control.sock`)
+/// unless `text` names one, so that every run has a state database of
+/// its own.
 pub fn write_config(lab: &DnsLab, name: &str, text: &str) -> PathBuf {
     let dir = lab.dir().join("danegate");
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     let path = dir.join(format!("{name}.toml"));
-    write_file(&path, text);
+    let text = if text.contains("\n[state]\n") {
+        text.to_owned()
+    } else {
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let state = dir.join(format!("state-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        format!(
+            "{text}\n# {name}'s own state database\n[state]\ndir = {:?}\n",
+            state.display().to_string()
+        )
+    };
+    write_file(&path, &text);
     path
 }
 

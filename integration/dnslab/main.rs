@@ -48,11 +48,13 @@ mod faultdns;
 mod faultmx;
 mod faultrun;
 mod gate;
+mod policyhost;
 mod published;
 mod relay;
 mod resolve;
 mod startup;
 mod strip;
+mod sts;
 
 // The `lab` target's Postfix instances, for the end-to-end tests in `relay`
 // and `dane`.

@@ -140,6 +140,11 @@ _25._tcp.mx2 TLSA 2 0 1 {cert:ca}
 mx-target A 127.0.25.6
 _25._tcp.mx-target TLSA 3 1 1 {spki:mx-target.secure.test}
 mx-notlsa A 127.0.25.7
+; a domain with DANE (its MX is mx1) and an MTA-STS policy that names no
+; host of it (sts.rs): DANE decides
+sts MX 10 mx1
+_mta-sts.sts TXT \"v=STSv1; id=dane1\"
+mta-sts.sts A 127.0.53.57
 ",
     },
     Zone {
@@ -301,6 +306,44 @@ bare TXT \"no MX, no addresses\"
 @ 2 MX 10 mx
 mx 2 A 127.0.25.12
 _25._tcp.mx 2 TLSA 3 1 1 {spki:mx.faults.test}
+; an MTA-STS domain for the fault run (policy host down and back while
+; mail flows): the same receiver under a name without TLSA records, so
+; MTA-STS decides
+sts 2 MX 10 mx-sts
+mx-sts 2 A 127.0.25.12
+_mta-sts.sts 2 TXT \"v=STSv1; id=f1\"
+mta-sts.sts A 127.0.53.57
+",
+    },
+    Zone {
+        name: "sts.test.",
+        server: Server::Leaf,
+        signing: Signing::Unsigned,
+        records: "\
+; MTA-STS destinations (sts.rs), unsigned as most such domains are; every
+; policy host is the lab's HTTPS policy server (127.0.53.57:443), every MX
+; host mx.sts.test (127.0.25.13). TXT TTLs of 2 s: the tests change ids.
+mx A 127.0.25.13
+; enforce, mx: mx.sts.test
+@ MX 10 mx
+_mta-sts 2 TXT \"v=STSv1; id=1\"
+mta-sts A 127.0.53.57
+; testing, mx: mx.sts.test
+testing MX 10 mx
+_mta-sts.testing 2 TXT \"v=STSv1; id=1\"
+mta-sts.testing A 127.0.53.57
+; enforce, mx: mx.elsewhere.test (not this domain's MX host)
+notlisted MX 10 mx
+_mta-sts.notlisted 2 TXT \"v=STSv1; id=1\"
+mta-sts.notlisted A 127.0.53.57
+; a policy body over 64 KiB
+big MX 10 mx
+_mta-sts.big 2 TXT \"v=STSv1; id=1\"
+mta-sts.big A 127.0.53.57
+; a policy served through a redirect
+redirect MX 10 mx
+_mta-sts.redirect 2 TXT \"v=STSv1; id=1\"
+mta-sts.redirect A 127.0.53.57
 ",
     },
 ];

@@ -31,6 +31,9 @@ pub struct Config {
     pub policy_mode: String,
     /// `(domain, next hop)`, e.g. `("example.test", "[127.0.0.31]:25")`.
     pub routes: Vec<(String, String)>,
+    /// `[state] dir`; `Danegate::start` puts it in the test's directory
+    /// when unset.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Config {
                     )
                 })
                 .collect(),
+            state_dir: None,
         }
     }
 
@@ -98,6 +102,9 @@ impl Config {
         for (domain, hop) in &self.routes {
             let _ = writeln!(s, "{domain:?} = {hop:?}");
         }
+        if let Some(dir) = &self.state_dir {
+            let _ = write!(s, "\n[state]\ndir = {:?}\n", dir.display().to_string());
+        }
         s
     }
 }
@@ -115,7 +122,18 @@ impl Danegate {
         let dir = lab.subdir("danegate");
         let config_path = dir.join("danegate.toml");
         let log_path = dir.join("danegate.log");
-        util::write_file(&config_path, config.to_toml());
+        let text = match config.state_dir {
+            Some(_) => config.to_toml(),
+            None => {
+                let state = dir.join("state");
+                format!(
+                    "{}\n[state]\ndir = {:?}\n",
+                    config.to_toml(),
+                    state.display().to_string()
+                )
+            }
+        };
+        util::write_file(&config_path, text);
         for a in &config.listen {
             util::assert_free(*a);
         }

@@ -241,6 +241,44 @@ impl Postfix {
         s
     }
 
+    /// Adds settings to main.cf of an instance not yet started.
+    pub fn append_main_cf(&self, lines: &[&str]) {
+        let path = self.conf.join("main.cf");
+        let mut text = util::read_text(&path);
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        util::write_file(&path, text);
+        util::backdate(&path);
+    }
+
+    /// A receiver like [`receiver`](Self::receiver) with extra main.cf
+    /// settings.
+    pub fn receiver_with(
+        lab: &Lab,
+        smtpd: SocketAddr,
+        domains: &[&str],
+        mailboxes: &[&str],
+        extra: &[&str],
+    ) -> Postfix {
+        let mut p = Postfix::create(
+            lab,
+            Options {
+                name: "receiver".into(),
+                hostname: "mx.example.test".into(),
+                smtpd,
+                role: Role::Receiver,
+                domains: domains.iter().map(|s| s.to_string()).collect(),
+                mailboxes: mailboxes.iter().map(|s| s.to_string()).collect(),
+                rejects: Vec::new(),
+            },
+        );
+        p.append_main_cf(extra);
+        p.start();
+        p
+    }
+
     fn postfix(&self) -> Command {
         let mut c = Command::new("postfix");
         c.arg("-c").arg(&self.conf);

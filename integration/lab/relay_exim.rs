@@ -74,6 +74,12 @@ fn exim_message_arrives_byte_for_byte() {
     ]);
     assert_eq!(lines.len(), 1, "exim mainlog:\n{}", exim.mainlog());
     dg.wait_log(&[&danegate::rcpt("user@example.test"), "status=\"250 2.0.0"]);
+    // The receiver offers CHUNKING: the content reached it as BDAT.
+    let stats = rx.wait_log(&["disconnect from localhost[127.0.0.1]", " mail=1 "]);
+    assert!(
+        stats.contains(" bdat=") && !stats.contains(" data="),
+        "{stats}"
+    );
 }
 
 /// (e) Two domains with Exim: after the second domain's 452 4.5.3, Exim

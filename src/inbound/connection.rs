@@ -99,6 +99,22 @@ impl<S> Connection<S> {
         !self.held.is_empty()
     }
 
+    /// Fills every slot still open with `reply`, so that nothing waits
+    /// for an answer that is not coming. Returns how many there were.
+    pub fn abandon_slots(&mut self, reply: &Reply) -> usize {
+        let open: Vec<Slot> = self
+            .held
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_none())
+            .map(|(i, _)| Slot(self.held_base + i as u64))
+            .collect();
+        for slot in &open {
+            self.answer_slot(*slot, reply);
+        }
+        open.len()
+    }
+
     /// Whether a whole command line (or the end of an overlong one) is
     /// already buffered: reading it will not wait for the client.
     pub fn has_line(&self) -> bool {

@@ -99,6 +99,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 // About to wait for the client, who may be waiting for
                 // replies to commands we pipelined: give them first.
                 self.settle().await;
+                self.no_reply_left_behind();
             }
             let idle = Stage::InboundCommand.timeout(&self.ctx.timeouts);
             let framed = if self.txn.is_none() {
@@ -145,6 +146,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if let Some(mut txn) = self.txn.take() {
             txn.settle(&mut self.env()).await;
             self.txn = Some(txn);
+        }
+    }
+
+    /// Every reply the client waits for is known once the destination's
+    /// owed replies are read. Should one not be (a bug), the client gets
+    /// a 451 in its place rather than waiting for ever.
+    fn no_reply_left_behind(&mut self) {
+        if self.conn.holding() {
+            let n = self.conn.abandon_slots(&Answer::LocalError.reply());
+            if n > 0 {
+                tracing::error!(session = %self.id, "{n} replies were still unknown before waiting for the client (bug); answered 451 4.3.0");
+            }
         }
     }
 

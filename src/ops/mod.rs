@@ -13,6 +13,7 @@ pub mod certs;
 pub mod check;
 pub mod dates;
 pub mod resolve;
+pub mod sts;
 pub mod tlsa;
 
 use std::process::ExitCode;

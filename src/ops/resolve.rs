@@ -33,7 +33,13 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
             Probe::Validated => format!("validated (trust anchors: {})", built.anchors),
             Probe::NotValidated(e) | Probe::Unreachable(e) => format!("NOT WORKING: {e}"),
         };
-        let planner = Planner::for_config(&config);
+        // The state database when no danegate holds it (else a cache in
+        // memory): a cached policy shows as cached, others are fetched.
+        let (store, _) = crate::state::Store::open_or_memory(&config.state.dir);
+        let planner = Planner {
+            sts: crate::sts::from_config(&config, built.resolver.clone(), store).ok(),
+            ..Planner::for_config(&config)
+        };
         let plan = planner
             .plan(built.resolver.as_ref(), &config, &domain)
             .await;
@@ -53,6 +59,9 @@ pub struct PlanReport {
     pub mx: Option<MxReport>,
     pub hosts: Vec<HostReport>,
     pub skipped: Vec<SkippedReport>,
+    /// The MTA-STS policy applied to the hosts (mode, id, cached or
+    /// fetched, patterns) or why none is; null when there is no plan.
+    pub mta_sts: Option<String>,
     /// Set when the domain cannot be delivered to: the reply the legacy
     /// MTA would get.
     pub error: Option<String>,
@@ -76,6 +85,9 @@ pub struct HostReport {
     pub tlsa_base: Option<String>,
     pub tlsa: Vec<TlsaReport>,
     pub requirement: String,
+    /// What the MTA-STS policy says about this host: "none", "ignored
+    /// (DANE applies)", or the mode and whether the host is allowed.
+    pub mta_sts: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,12 +139,35 @@ pub fn tlsa_status(s: TlsaStatus) -> &'static str {
     }
 }
 
+/// What the MTA-STS policy means for one planned host.
+pub fn sts_word(h: &crate::outbound::plan::Host) -> String {
+    use crate::policy::{StsStatus, StsTesting};
+    let allowed = |a: bool| if a { "allowed" } else { "not allowed" };
+    match h.sts {
+        StsStatus::None => "none".into(),
+        _ if h.requirement == Requirement::DaneRequired => "ignored (DANE applies)".into(),
+        StsStatus::Enforce { allowed: a } => format!("enforce: {}", allowed(a)),
+        StsStatus::Testing { allowed: a } => format!(
+            "testing: {}{}",
+            allowed(a),
+            match h.sts_testing {
+                Some(StsTesting::Verify) => ", certificate checked and failures logged",
+                Some(StsTesting::MxNotAllowed) => ", logged as would defer",
+                None => "",
+            }
+        ),
+    }
+}
+
 /// A host's requirement, as the reports write it.
 pub fn requirement(r: Requirement) -> String {
     match r {
         Requirement::Opportunistic => "opportunistic TLS".into(),
         Requirement::TlsRequired => "TLS required (no authentication)".into(),
         Requirement::DaneRequired => "DANE required".into(),
+        Requirement::StsRequired => {
+            "MTA-STS required (WebPKI certificate for the host name)".into()
+        }
         Requirement::Refuse(reason) => format!("refused: {reason}"),
     }
 }
@@ -151,6 +186,7 @@ impl PlanReport {
             mx: None,
             hosts: Vec::new(),
             skipped: Vec::new(),
+            mta_sts: None,
             error: None,
         };
         let plan = match plan {
@@ -163,6 +199,7 @@ impl PlanReport {
                 return report;
             }
         };
+        report.mta_sts = Some(plan.sts.describe());
         report.mx = Some(MxReport {
             source: source(plan.source),
             security: plan.mx_security.to_string(),
@@ -193,6 +230,7 @@ impl PlanReport {
                     })
                     .collect(),
                 requirement: requirement(h.requirement),
+                mta_sts: sts_word(h),
             })
             .collect();
         report
@@ -205,6 +243,9 @@ impl PlanReport {
         );
         if let Some(mx) = &self.mx {
             out += &format!("  next hops from {} ({})\n", mx.source, mx.security);
+        }
+        if let Some(sts) = &self.mta_sts {
+            out += &format!("  MTA-STS: {sts}\n");
         }
         for h in &self.hosts {
             out += &format!(
@@ -222,6 +263,9 @@ impl PlanReport {
                     c.target,
                     if c.secure { "secure" } else { "insecure" }
                 );
+            }
+            if h.mta_sts != "none" {
+                out += &format!("    MTA-STS: {}\n", h.mta_sts);
             }
             match &h.tlsa_base {
                 Some(base) => {

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::metrics;
 use crate::outbound::client::{sni_for, Client, Hello, OutboundError, Peer, TlsMode};
 use crate::outbound::failure::Failure;
+use crate::outbound::mtasts;
 use crate::outbound::plan::{Host, Plan, SkipReason};
 use crate::outbound::pool::Destination;
 use crate::outbound::stage::Stage;
@@ -30,6 +31,7 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         .planner
         .plan(ctx.resolver.as_ref(), &ctx.config, domain)
         .await?;
+    mtasts::log_plan(session, &plan);
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
         if matches!(&skipped.reason, SkipReason::Dns(e) if e.rtype == "TLSA") {
@@ -40,7 +42,7 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
     for host in &plan.hosts {
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
-                metrics::global().tls(&client.tls_state().label().to_ascii_lowercase());
+                metrics::global().tls(client.tls_state().metric_label());
                 let note = test_note(ctx);
                 info!(
                     session,
@@ -54,8 +56,8 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
                 });
             }
             Err(e) => {
-                warn!(session, domain, "delivery attempt failed: {e}");
-                let f = Failure::Outbound(e);
+                let f = mtasts::failure(&plan, host, e);
+                warn!(session, domain, "delivery attempt failed: {f}");
                 if worst
                     .as_ref()
                     .is_none_or(|w| f.specificity() >= w.specificity())
@@ -89,6 +91,9 @@ enum Protection {
     Encrypt,
     /// STARTTLS required, certificate matched against TLSA records.
     Dane,
+    /// STARTTLS required, certificate valid for the MX host name under
+    /// the WebPKI (an MTA-STS `enforce` policy).
+    Sts,
 }
 
 /// A TLS problem that enforcement would defer for (4.7.4, 4.7.5).
@@ -144,7 +149,9 @@ async fn try_host(
             Requirement::Opportunistic => Protection::Opportunistic,
             Requirement::TlsRequired => Protection::Encrypt,
             Requirement::DaneRequired => Protection::Dane,
+            Requirement::StsRequired => Protection::Sts,
         };
+        mtasts::observe_not_allowed(plan, host, &peer);
         let e = match attempt(ctx, plan, host, &peer, wanted).await {
             Ok(c) => return Ok(c),
             Err(e) => e,
@@ -185,7 +192,13 @@ async fn attempt(
     peer: &Peer,
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let (hello, verifier) = hello_for(ctx, plan, host, protection);
+    let (mut hello, verifier) = hello_for(ctx, plan, host, protection);
+    // Under an MTA-STS policy the connection carries its WebPKI check
+    // (RFC 8461 §4.2: of the MX host name, also the SNI).
+    let sts = mtasts::verifier(ctx, host, protection == Protection::Sts);
+    if let (Some(v), None) = (&sts, &verifier) {
+        hello.tls_config = crate::tls::webpki::sts_config(v.clone());
+    }
     let result = try_address(ctx, peer, &hello).await;
     let Some(v) = verifier else {
         if protection != Protection::Off {
@@ -195,7 +208,10 @@ async fn attempt(
                 _ => "not_applicable",
             });
         }
-        return result;
+        return match &sts {
+            Some(v) => mtasts::conclude(result, v, protection == Protection::Sts, plan, host),
+            None => result,
+        };
     };
     metrics::global().dane(if v.matched().is_some() {
         "ok"
@@ -240,7 +256,7 @@ fn hello_for(
     let tls = match protection {
         Protection::Off => TlsMode::Off,
         Protection::Opportunistic => TlsMode::Opportunistic,
-        Protection::Encrypt | Protection::Dane => TlsMode::Required,
+        Protection::Encrypt | Protection::Dane | Protection::Sts => TlsMode::Required,
     };
     let base = host.tlsa_base.as_ref().unwrap_or(&host.name);
     let verifier = (protection == Protection::Dane).then(|| {

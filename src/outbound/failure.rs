@@ -31,6 +31,26 @@ pub enum Failure {
     },
     #[error("{peer} does not support {mismatch:?}")]
     Mismatch { peer: Peer, mismatch: Mismatch },
+    /// A host failed the domain's MTA-STS `enforce` policy (RFC 8461
+    /// §5): its policy domain and id ride along for reports.
+    #[error("{failure}")]
+    Sts {
+        domain: String,
+        id: String,
+        failure: StsFailure,
+    },
+}
+
+/// How a host failed an MTA-STS `enforce` policy.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StsFailure {
+    /// None of the policy's `mx` patterns matches the host: not tried.
+    #[error("MX host {} is not allowed by the MTA-STS policy of {domain}", peer.host)]
+    MxNotAllowed { peer: Peer, domain: String },
+    /// STARTTLS missing or refused, or the certificate is not valid for
+    /// the host under the WebPKI (the error says which).
+    #[error("{0}")]
+    Connection(OutboundError),
 }
 
 impl Failure {
@@ -40,6 +60,20 @@ impl Failure {
             peer: peer.clone(),
             command: stage.command_name(),
             reply,
+        }
+    }
+
+    /// The destination address the failure happened with, when there
+    /// was one (for the summary line's `relay`).
+    pub fn peer(&self) -> Option<&Peer> {
+        match self {
+            Failure::Plan(_) => None,
+            Failure::Outbound(e) => Some(e.peer()),
+            Failure::Remote { peer, .. } | Failure::Mismatch { peer, .. } => Some(peer),
+            Failure::Sts { failure, .. } => match failure {
+                StsFailure::MxNotAllowed { peer, .. } => Some(peer),
+                StsFailure::Connection(e) => Some(e.peer()),
+            },
         }
     }
 
@@ -82,6 +116,13 @@ impl Failure {
             Failure::Remote { reply, .. } if reply.code >= 500 => "remote_5xx",
             Failure::Remote { .. } => "remote_4xx",
             Failure::Mismatch { .. } => "other",
+            Failure::Sts { failure, .. } => match failure {
+                StsFailure::MxNotAllowed { .. } => "sts_mx_not_allowed",
+                StsFailure::Connection(
+                    OutboundError::StartTlsMissing { .. } | OutboundError::StartTlsRefused { .. },
+                ) => "sts_starttls_missing",
+                StsFailure::Connection(_) => "sts_certificate",
+            },
         }
     }
 
@@ -97,6 +138,7 @@ impl Failure {
                 | OutboundError::StartTlsMissing { .. }
                 | OutboundError::StartTlsRefused { .. },
             ) => 4,
+            Failure::Sts { .. } => 4,
             Failure::Remote { .. } | Failure::Mismatch { .. } => 3,
             Failure::Outbound(
                 OutboundError::Rejected { .. }
@@ -164,6 +206,10 @@ impl Failure {
                 let _ = command;
                 Reply::new(code, enhanced, format!("{peer} said: {}", reply.text()))
             }
+            Failure::Sts { failure, .. } => match failure {
+                StsFailure::MxNotAllowed { .. } => Reply::new(451, ec(4, 7, 5), text),
+                StsFailure::Connection(e) => Failure::Outbound(e.clone()).reply(),
+            },
             Failure::Mismatch { peer, mismatch } => match mismatch {
                 Mismatch::Smtputf8 => Reply::new(
                     553,

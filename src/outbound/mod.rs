@@ -15,6 +15,7 @@ pub mod client;
 pub mod connect;
 pub mod error;
 pub mod failure;
+pub mod mtasts;
 pub mod plan;
 pub mod pool;
 pub mod stage;
@@ -31,11 +32,13 @@ use crate::dns::Resolver;
 use plan::Planner;
 use pool::Pool;
 
-/// What every session shares: configuration, resolver, TLS settings and
-/// the cache of idle outbound connections.
+/// What every session shares: configuration, resolver, TLS settings,
+/// MTA-STS and the cache of idle outbound connections.
 pub struct Context {
     pub config: Arc<Config>,
     pub resolver: Arc<dyn Resolver>,
+    /// MTA-STS policies (shared across configuration reloads).
+    pub sts: Arc<crate::sts::Sts>,
     pub planner: Planner,
     pub tls_opportunistic: Arc<ClientConfig>,
     pub timeouts: Arc<Timeouts>,
@@ -43,9 +46,28 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context whose MTA-STS cache lives in memory (tests, one-shot
+    /// commands); the relay uses [`with_sts`](Self::with_sts).
     pub fn new(config: Config, resolver: Arc<dyn Resolver>) -> Context {
+        let sts =
+            crate::sts::from_config(&config, resolver.clone(), crate::state::Store::in_memory())
+                .unwrap_or_else(|e| {
+                    tracing::error!("MTA-STS is off: {e}");
+                    crate::sts::disabled(resolver.clone())
+                });
+        Context::with_sts(config, resolver, sts)
+    }
+
+    pub fn with_sts(
+        config: Config,
+        resolver: Arc<dyn Resolver>,
+        sts: Arc<crate::sts::Sts>,
+    ) -> Context {
         let timeouts = Arc::new(config.timeouts.clone());
-        let planner = Planner::for_config(&config);
+        let planner = Planner {
+            sts: Some(sts.clone()),
+            ..Planner::for_config(&config)
+        };
         let pool = Pool::new(
             Duration::from_secs(config.timeouts.connection_cache),
             Duration::from_secs(config.timeouts.connection_reuse_limit),
@@ -53,6 +75,7 @@ impl Context {
         Context {
             config: Arc::new(config),
             resolver,
+            sts,
             planner,
             pool,
             tls_opportunistic: crate::tls::opportunistic_config(),

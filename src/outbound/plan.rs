@@ -8,12 +8,14 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 
 use crate::config::{Config, Route};
 use crate::dns::{Alias, DnsFailure, Lookup, Resolver, Security, Tlsa};
-use crate::policy::{self, Level, Requirement, TlsaStatus};
+use crate::policy::{self, Level, Requirement, StsStatus, StsTesting, TlsaStatus};
+use crate::sts::{self, apply::ForDomain};
 use crate::tls::tlsa;
 
 /// Which address families to connect over.
@@ -47,6 +49,8 @@ pub struct Plan {
     pub hosts: Vec<Host>,
     /// Hosts that were left out, with why (for deferral texts and logs).
     pub skipped: Vec<Skipped>,
+    /// The MTA-STS policy applied to the hosts, or why none is.
+    pub sts: ForDomain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,10 @@ pub struct Host {
     /// RRset; empty otherwise.
     pub tlsa_records: Vec<Tlsa>,
     pub requirement: Requirement,
+    /// What the domain's MTA-STS policy says about this host.
+    pub sts: StsStatus,
+    /// A `testing` policy's check to make and log, never enforce.
+    pub sts_testing: Option<StsTesting>,
 }
 
 impl Host {
@@ -144,11 +152,23 @@ fn join(problems: &[Skipped]) -> String {
 }
 
 /// The planner's view of the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Planner {
     pub families: Families,
     /// Most MX hosts considered (Postfix's `smtp_mx_address_limit` idea).
     pub max_hosts: usize,
+    /// MTA-STS discovery (none: no policy is applied).
+    pub sts: Option<Arc<sts::Sts>>,
+}
+
+impl fmt::Debug for Planner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Planner")
+            .field("families", &self.families)
+            .field("max_hosts", &self.max_hosts)
+            .field("sts", &self.sts.is_some())
+            .finish()
+    }
 }
 
 impl Default for Planner {
@@ -156,6 +176,7 @@ impl Default for Planner {
         Planner {
             families: Families::Both,
             max_hosts: 10,
+            sts: None,
         }
     }
 }
@@ -191,6 +212,12 @@ impl Planner {
             .iter()
             .find(|(k, _)| k.0 == domain)
             .map(|(_, r)| r.clone());
+        let policy_domain = match &route {
+            Some(r) if r.mx_lookup => Some(r.host.clone()),
+            Some(_) => None,
+            None if address_literal(domain).is_some() => None,
+            None => Some(domain.to_owned()),
+        };
         let (source, mx_security, candidates) = match route {
             Some(Route {
                 host,
@@ -225,7 +252,7 @@ impl Planner {
             }
             None => self.mx_candidates(resolver, domain, 25).await?,
         };
-        let mut hosts = Vec::new();
+        let mut found_hosts = Vec::new();
         let mut skipped = Vec::new();
         for c in candidates.into_iter().take(self.max_hosts) {
             let found = match self.addresses(resolver, &c.name).await {
@@ -252,21 +279,9 @@ impl Planner {
             } else {
                 TlsaFound::not_looked()
             };
-            let requirement = policy::decide(level, mx_security.is_secure(), tlsa.status);
-            hosts.push(Host {
-                name: c.name,
-                port: c.port,
-                preference: c.preference,
-                addresses: found.addresses,
-                address_security: found.security,
-                alias: found.alias,
-                tlsa: tlsa.status,
-                tlsa_base: tlsa.base,
-                tlsa_records: tlsa.records,
-                requirement,
-            });
+            found_hosts.push((c, found, tlsa));
         }
-        if hosts.is_empty() {
+        if found_hosts.is_empty() {
             let definite = skipped
                 .iter()
                 .all(|s| matches!(s.reason, SkipReason::NoAddress));
@@ -276,6 +291,31 @@ impl Planner {
                 definite,
             });
         }
+        // MTA-STS only once there is a host to deliver to.
+        let sts =
+            sts::apply::for_domain(self.sts.as_deref(), level, policy_domain.as_deref()).await;
+        let hosts = found_hosts
+            .into_iter()
+            .map(|(c, found, tlsa)| {
+                let sts_status = sts.status_for(&c.name);
+                let decision =
+                    policy::decide(level, mx_security.is_secure(), tlsa.status, sts_status);
+                Host {
+                    name: c.name,
+                    port: c.port,
+                    preference: c.preference,
+                    addresses: found.addresses,
+                    address_security: found.security,
+                    alias: found.alias,
+                    tlsa: tlsa.status,
+                    tlsa_base: tlsa.base,
+                    tlsa_records: tlsa.records,
+                    requirement: decision.requirement,
+                    sts: sts_status,
+                    sts_testing: decision.sts_testing,
+                }
+            })
+            .collect();
         Ok(Plan {
             domain: domain.to_owned(),
             level,
@@ -283,6 +323,7 @@ impl Planner {
             source,
             hosts,
             skipped,
+            sts,
         })
     }
 

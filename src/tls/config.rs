@@ -6,6 +6,8 @@
 //!   without DANE (any chain; session resumption on).
 //! - [`dane_config`]: one configuration per DANE connection, around its
 //!   own [`DaneVerifier`]; resumption off.
+//! - [`sts_config`] and [`https_config`]: MTA-STS's MX connections and
+//!   policy fetches, around WebPKI verifiers (`super::webpki`).
 //! - [`probe_config`]: the `check` command's handshakes, around a
 //!   [`Recorder`]; resumption off, and for the key probes only the
 //!   signature schemes and TLS 1.2 suites of one key type ([`Keys`]).
@@ -147,6 +149,21 @@ pub fn opportunistic_config() -> Arc<ClientConfig> {
 /// connection must match its TLSA records afresh (they may have changed).
 pub fn dane_config(verifier: Arc<DaneVerifier>) -> Arc<ClientConfig> {
     build(verifier, Keys::Any, Resume::Never)
+}
+
+/// A configuration for one MTA-STS connection around its verifier
+/// (`webpki::StsVerifier`): TLS 1.2 and 1.3 (RFC 8461 §4.2 asks for 1.2
+/// or later), no session resumption (a resumed session skips the
+/// certificate check).
+pub fn sts_config(verifier: Arc<super::webpki::StsVerifier>) -> Arc<ClientConfig> {
+    build(verifier, Keys::Any, Resume::Never)
+}
+
+/// The configuration of HTTPS policy fetches around a WebPKI verifier
+/// (by value: the HTTP client takes ownership); resumption as rustls
+/// keeps it per configuration.
+pub fn https_config(verifier: Arc<dyn ServerCertVerifier>) -> ClientConfig {
+    Arc::unwrap_or_clone(build(verifier, Keys::Any, Resume::Shared))
 }
 
 /// A configuration for one handshake of the `check` command: the

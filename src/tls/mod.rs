@@ -8,6 +8,8 @@
 //!   Postfix's "Untrusted"), [`dane`] (the chain must match the host's
 //!   TLSA records, RFC 7672) and [`record`] (any chain, remembered for the
 //!   `check` command to judge afterwards).
+//! - [`webpki`]: WebPKI validation for MTA-STS (the trusted roots, the
+//!   HTTPS configuration of policy fetches, the MX certificate verifier).
 //! - [`tlsa`]: TLSA record semantics (usability, what a record's data is
 //!   for a certificate or key).
 //! - [`stream`]: the STARTTLS stream and its handshake; [`state`]: how a
@@ -94,6 +96,7 @@ pub mod record;
 pub mod state;
 pub mod stream;
 pub mod tlsa;
+pub mod webpki;
 
 pub use config::{client_config, dane_config, opportunistic_config, probe_config, provider, Keys};
 pub use opportunistic::UnauthenticatedVerifier;

@@ -1,6 +1,8 @@
 //! How an outbound connection was protected, in Postfix's vocabulary
 //! (`Verified`, `Trusted`, `Untrusted`, `Anonymous`, plaintext), and the
-//! per-connection log line that says so. It records what the handshake and
+//! per-connection log line that says so. Summary lines name the
+//! mechanism that verified a connection: `verified(dane)`,
+//! `trusted(dane)`, `verified(sts)`. It records what the handshake and
 //! the verifier found; it decides nothing.
 
 use std::fmt;
@@ -27,6 +29,13 @@ pub enum TlsState {
     /// DANE matched and the host name came from a secure MX RRset (or a
     /// static route).
     Verified {
+        protocol: String,
+        cipher: String,
+        matched: String,
+    },
+    /// MTA-STS: the certificate is valid for the MX host name under the
+    /// WebPKI, and the host is allowed by the domain's policy.
+    VerifiedSts {
         protocol: String,
         cipher: String,
         matched: String,
@@ -66,6 +75,9 @@ impl TlsState {
             }
             | TlsState::Verified {
                 protocol, cipher, ..
+            }
+            | TlsState::VerifiedSts {
+                protocol, cipher, ..
             } => Some((protocol, cipher)),
             TlsState::None => None,
         }
@@ -94,6 +106,33 @@ impl TlsState {
         }
     }
 
+    /// The same connection, its certificate valid under the WebPKI for
+    /// an MTA-STS policy (`matched` says for what).
+    pub fn sts_verified(&self, matched: String) -> TlsState {
+        let Some((protocol, cipher)) = self.protocol_and_cipher() else {
+            return TlsState::None;
+        };
+        TlsState::VerifiedSts {
+            protocol: protocol.to_owned(),
+            cipher: cipher.to_owned(),
+            matched,
+        }
+    }
+
+    /// The `state` label of the TLS connection metric, naming the
+    /// mechanism of a verified connection: `verified_dane`,
+    /// `verified_sts`, `trusted`, `untrusted`, `anonymous`, `plaintext`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            TlsState::None => "plaintext",
+            TlsState::Anonymous { .. } => "anonymous",
+            TlsState::Untrusted { .. } => "untrusted",
+            TlsState::Trusted { .. } => "trusted",
+            TlsState::Verified { .. } => "verified_dane",
+            TlsState::VerifiedSts { .. } => "verified_sts",
+        }
+    }
+
     /// Postfix's word for the connection: `Verified`, `Trusted`,
     /// `Untrusted`, `Anonymous`, or none for plaintext.
     pub fn label(&self) -> &'static str {
@@ -102,7 +141,7 @@ impl TlsState {
             TlsState::Anonymous { .. } => "Anonymous",
             TlsState::Untrusted { .. } => "Untrusted",
             TlsState::Trusted { .. } => "Trusted",
-            TlsState::Verified { .. } => "Verified",
+            TlsState::Verified { .. } | TlsState::VerifiedSts { .. } => "Verified",
         }
     }
 
@@ -124,6 +163,11 @@ impl TlsState {
                 matched,
             }
             | TlsState::Verified {
+                protocol,
+                cipher,
+                matched,
+            }
+            | TlsState::VerifiedSts {
                 protocol,
                 cipher,
                 matched,
@@ -149,12 +193,17 @@ impl fmt::Display for TlsState {
                 protocol,
                 cipher,
                 matched,
-            } => write!(f, "trusted {protocol} {cipher} ({matched})"),
+            } => write!(f, "trusted(dane) {protocol} {cipher} ({matched})"),
             TlsState::Verified {
                 protocol,
                 cipher,
                 matched,
-            } => write!(f, "verified {protocol} {cipher} ({matched})"),
+            } => write!(f, "verified(dane) {protocol} {cipher} ({matched})"),
+            TlsState::VerifiedSts {
+                protocol,
+                cipher,
+                matched,
+            } => write!(f, "verified(sts) {protocol} {cipher} ({matched})"),
         }
     }
 }

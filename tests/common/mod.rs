@@ -75,6 +75,7 @@ pub struct TableResolver {
     a: HashMap<String, LookupResult<Ipv4Addr>>,
     aaaa: HashMap<String, LookupResult<Ipv6Addr>>,
     tlsa: HashMap<String, LookupResult<Tlsa>>,
+    txt: HashMap<String, LookupResult<Vec<u8>>>,
     queries: Mutex<Vec<String>>,
 }
 
@@ -184,6 +185,18 @@ impl TableResolver {
         self.tlsa_answer(name, self::records(records, Security::Secure))
     }
 
+    /// The TXT answer for `name` (unlisted names: no TXT records).
+    pub fn txt_answer(mut self, name: &str, answer: LookupResult<Vec<u8>>) -> Self {
+        self.txt.insert(name.to_owned(), answer);
+        self
+    }
+
+    /// TXT records (each one string) at `name`.
+    pub fn txt_records(self, name: &str, texts: &[&str], security: Security) -> Self {
+        let texts = texts.iter().map(|t| t.as_bytes().to_vec()).collect();
+        self.txt_answer(name, records(texts, security))
+    }
+
     /// Every question asked so far, in order (`"MX example.test"`).
     pub fn queries(&self) -> Vec<String> {
         self.queries.lock().unwrap().clone()
@@ -226,6 +239,16 @@ impl Resolver for TableResolver {
         self.queries.lock().unwrap().push(format!("TLSA {name}"));
         let r = self
             .tlsa
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| nodata(Security::Insecure));
+        Box::pin(async move { r })
+    }
+
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, LookupResult<Vec<u8>>> {
+        self.queries.lock().unwrap().push(format!("TXT {name}"));
+        let r = self
+            .txt
             .get(name)
             .cloned()
             .unwrap_or_else(|| nodata(Security::Insecure));

@@ -37,6 +37,8 @@ impl Act {
 /// Where an answer is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
+    /// A new connection: the greeting (anything but 220 ends it).
+    Greeting,
     Mail,
     Rcpt,
     /// DATA with at least one accepted recipient.
@@ -53,6 +55,7 @@ pub type Script = Arc<dyn Fn(Point) -> Act + Send + Sync>;
 /// The answers a well-behaved server gives.
 pub fn polite(p: Point) -> Act {
     match p {
+        Point::Greeting => Act::reply("220 strict.test ESMTP"),
         Point::Mail => Act::reply("250 2.1.0 Ok"),
         Point::Rcpt => Act::reply("250 2.1.5 Ok"),
         Point::Data => Act::reply("354 End data with <CR><LF>.<CR><LF>"),
@@ -295,7 +298,8 @@ async fn serve(
         idx,
         conns,
     };
-    if p.tcp.write_all(b"220 strict.test ESMTP\r\n").await.is_ok() {
+    let greeting = script(Point::Greeting);
+    if p.send(&greeting).await && positive(&greeting, '2') {
         converse(&mut p, caps, &script).await;
     }
     p.note(|c| c.closed = true);

@@ -79,9 +79,9 @@ impl Transaction {
             None => match connect::connect(env.ctx, env.id, domain).await {
                 Ok(d) => d.client,
                 Err(f) => {
-                    if let Failure::Outbound(e) = &f {
+                    if let Some(peer) = f.peer() {
                         // The summary line names the host that failed.
-                        self.relay = Some((e.peer().clone(), "none".to_owned()));
+                        self.relay = Some((peer.clone(), "none".to_owned()));
                     }
                     return Err(f);
                 }
@@ -266,7 +266,15 @@ impl Transaction {
     {
         let domain = self.domain.clone().unwrap_or_default();
         let owed = std::mem::take(&mut self.owed);
-        let mut e = self.open(env, &domain, false).await?;
+        let mut e = match self.open(env, &domain, false).await {
+            Ok(e) => e,
+            Err(f) => {
+                // The recipients still owed keep their places: the
+                // caller answers them with the failure.
+                self.owed = owed;
+                return Err(f);
+            }
+        };
         if !e.pipelining() {
             self.owed = owed;
             e.quit().await;

@@ -53,6 +53,8 @@ pub(super) async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
         }),
         requirement: requirement(host.requirement),
         dane,
+        mechanism: super::sts::mechanism(host),
+        mta_sts: crate::ops::resolve::sts_word(host),
         ok: false,
         tlsa_status: tlsa_status(host.tlsa),
         tlsa_name: host
@@ -72,9 +74,13 @@ pub(super) async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
         problems: Vec::new(),
         addresses: Vec::new(),
     };
-    if !dane {
-        h.problems
-            .push(format!("no DANE: {}", no_dane_reason(host)));
+    match host.requirement {
+        Requirement::DaneRequired => {}
+        Requirement::StsRequired => {}
+        Requirement::Refuse(reason) => h.problems.push(format!("refused: {reason}")),
+        _ => h
+            .problems
+            .push(format!("no DANE: {}", no_dane_reason(host))),
     }
     for ip in &host.addresses {
         h.addresses.push(check_address(ctx, host, *ip).await);
@@ -164,6 +170,27 @@ async fn check_address(ctx: &Ctx, host: &Host, ip: IpAddr) -> AddressCheck {
             let probe = key_probe(ctx, &peer, sni.clone(), keys, &judge, &main.chain).await;
             probe_findings(&probe, &judge, &main.chain, &mut a);
             a.key_probes.push(probe.report);
+        }
+    }
+    let sts_required = host.requirement == Requirement::StsRequired;
+    if super::sts::judged(host) {
+        let webpki = super::sts::judge(&ctx.roots, host, &main.chain, ctx.now);
+        if !webpki.valid && sts_required {
+            a.problems.push(format!(
+                "certificate is not valid for MTA-STS: {}",
+                webpki.detail
+            ));
+        }
+        if sts_required && !completed {
+            if let Some(e) = &a.error {
+                a.problems.push(e.clone());
+            }
+        }
+        let valid = webpki.valid;
+        a.webpki = Some(webpki);
+        if sts_required {
+            a.ok = completed && valid && a.problems.is_empty();
+            return a;
         }
     }
     a.ok = judge.dane && completed && a.problems.is_empty() && matches!(verdict, Some(Ok(_)));

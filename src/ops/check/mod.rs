@@ -102,9 +102,19 @@
 //!       `failed`; `leaf` is the presented leaf (as in `chain`) or null
 //!     - `problems`, `warnings` of this address
 //!
-//! What it does not do: send mail, check a domain's inbound policy
-//! (MTA-STS, TLS-RPT), or ask authoritative servers directly (that is
-//! `tlsa published`).
+//! With MTA-STS (RFC 8461): the plan applies the domain's policy as
+//! delivery does (discovered, cached or fetched; DANE first), `mta_sts`
+//! shows it (`summary`, `txt_id`, `policy`: `{id, mode, max_age, mx,
+//! source, fetched_at, age_seconds, expires_at}`, `fetch_error`), each
+//! host says its `mechanism` (`dane`, `mta-sts`, `none`, `refused`) and
+//! `mta_sts` status, and every address of a host the policy names (and
+//! DANE does not cover) gets `webpki: {valid, detail}`, its certificate
+//! judged for the MX host name against the WebPKI roots. A host that
+//! requires MTA-STS is verified when that check passes; `no-dane` then
+//! means that no host is authenticated by either mechanism.
+//!
+//! What it does not do: send mail, check TLS-RPT, or ask authoritative
+//! servers directly (that is `tlsa published`).
 //!
 //! # Files
 //!
@@ -120,6 +130,7 @@ mod cert;
 mod host;
 mod probe;
 mod report;
+mod sts;
 mod text;
 
 use std::path::PathBuf;
@@ -216,14 +227,15 @@ async fn check_with_configured_dns(config: &Config, domain: &str) -> CheckReport
             detail: e,
         },
     };
-    check(config, built.resolver.as_ref(), dnssec, domain).await
+    let resolver: Arc<dyn Resolver> = built.resolver;
+    check(config, &resolver, dnssec, domain).await
 }
 
 /// Checks `domain` (lowercase, no trailing dot) through `resolver`; see
 /// the module documentation for what is checked.
 pub async fn check(
     config: &Config,
-    resolver: &dyn Resolver,
+    resolver: &Arc<dyn Resolver>,
     dnssec: Dnssec,
     domain: &str,
 ) -> CheckReport {
@@ -237,8 +249,16 @@ pub async fn check(
             report.dnssec.detail
         ));
     }
-    let planner = Planner::for_config(&config);
-    let plan = match planner.plan(resolver, &config, domain).await {
+    // MTA-STS from the state database when no danegate holds it (else a
+    // cache in memory: the policy is fetched).
+    let (store, _) = crate::state::Store::open_or_memory(&config.state.dir);
+    let sts = crate::sts::from_config(&config, resolver.clone(), store).ok();
+    let roots = sts.as_ref().map(|s| s.roots());
+    let planner = Planner {
+        sts,
+        ..Planner::for_config(&config)
+    };
+    let plan = match planner.plan(resolver.as_ref(), &config, domain).await {
         Ok(p) => p,
         Err(e) => {
             if let PlanError::NoHost { problems, .. } = &e {
@@ -251,7 +271,9 @@ pub async fn check(
         }
     };
     plan_findings(&plan, domain, &mut report);
+    report.mta_sts = Some(sts::report(&plan, crate::sts::discover::time_now()));
     let ctx = Ctx {
+        roots: roots.unwrap_or_else(crate::tls::webpki::Roots::none),
         hostname: config.server.hostname.0.clone(),
         timeouts: Arc::new(config.timeouts.clone()),
         domain: domain.to_owned(),
@@ -271,7 +293,13 @@ fn plan_findings(plan: &Plan, domain: &str, report: &mut CheckReport) {
         source: source(plan.source),
         security: plan.mx_security.to_string(),
     });
-    if !plan.mx_security.is_secure() {
+    // An MTA-STS enforce policy authenticates the MX host names by its
+    // patterns (RFC 8461 §4.1): unsigned MX records are then covered.
+    let sts_enforced = plan
+        .sts
+        .active()
+        .is_some_and(|a| a.policy.mode == crate::sts::policy::Mode::Enforce);
+    if !plan.mx_security.is_secure() && !sts_enforced {
         let what = match plan.source {
             Source::ImplicitMx => format!("the denial of MX records for {domain} is"),
             _ => format!("the MX records of {domain} are"),
@@ -288,6 +316,8 @@ fn plan_findings(plan: &Plan, domain: &str, report: &mut CheckReport) {
 
 /// What every connection of one check shares.
 struct Ctx {
+    /// The trust anchors of MTA-STS certificate checks.
+    roots: crate::tls::webpki::Roots,
     hostname: String,
     timeouts: Arc<Timeouts>,
     domain: String,

@@ -30,6 +30,9 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
     pub skipped: Vec<SkippedReport>,
+    /// The domain's MTA-STS policy, or why none applies; null when no
+    /// plan was made.
+    pub mta_sts: Option<super::sts::StsReport>,
     pub hosts: Vec<HostCheck>,
 }
 
@@ -42,6 +45,11 @@ pub struct HostCheck {
     pub cname: Option<CnameReport>,
     pub requirement: String,
     pub dane: bool,
+    /// What protects mail to this host: "dane", "mta-sts", "none",
+    /// "refused".
+    pub mechanism: &'static str,
+    /// What the MTA-STS policy says about this host (as `resolve`).
+    pub mta_sts: String,
     pub ok: bool,
     pub tlsa_status: &'static str,
     pub tlsa_name: Option<String>,
@@ -69,6 +77,9 @@ pub struct AddressCheck {
     pub tls: Option<TlsReport>,
     pub chain: Vec<CertReport>,
     pub dane: Option<DaneReport>,
+    /// The certificate judged as MTA-STS judges it, where a policy names
+    /// the host and DANE does not apply; null otherwise.
+    pub webpki: Option<super::sts::WebPkiReport>,
     pub key_probes: Vec<KeyProbe>,
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
@@ -136,6 +147,7 @@ impl CheckReport {
             problems: Vec::new(),
             warnings: Vec::new(),
             skipped: Vec::new(),
+            mta_sts: None,
             hosts: Vec::new(),
         }
     }
@@ -167,7 +179,11 @@ impl CheckReport {
         }
         self.verdict = if self.error.is_some() || !self.dnssec.validated || self.hosts.is_empty() {
             "error"
-        } else if !self.hosts.iter().any(|h| h.dane) {
+        } else if !self
+            .hosts
+            .iter()
+            .any(|h| h.dane || h.mechanism == "mta-sts")
+        {
             "no-dane"
         } else if self.problems.is_empty() {
             "ok"
@@ -228,6 +244,7 @@ impl AddressCheck {
             tls: None,
             chain: Vec::new(),
             dane: None,
+            webpki: None,
             key_probes: Vec::new(),
             problems: Vec::new(),
             warnings: Vec::new(),
@@ -248,6 +265,8 @@ mod tests {
             cname: None,
             requirement: String::new(),
             dane,
+            mechanism: if dane { "dane" } else { "none" },
+            mta_sts: "none".into(),
             ok,
             tlsa_status: "usable",
             tlsa_name: None,
@@ -263,6 +282,7 @@ mod tests {
                 tls: None,
                 chain: Vec::new(),
                 dane: None,
+                webpki: None,
                 key_probes: Vec::new(),
                 problems: if ok { vec![] } else { vec!["broken".into()] },
                 warnings: vec!["soon".into()],
@@ -314,5 +334,13 @@ mod tests {
         assert_eq!(broken_dns.verdict, "error");
         let unchecked = CheckReport::unchecked("example", validated(), "no resolver".into());
         assert_eq!(unchecked.finish().verdict, "error");
+        // A host protected by MTA-STS counts as authenticated: ok without
+        // DANE, failed when its certificate does not verify.
+        let mut sts = host(false, vec![], true);
+        sts.mechanism = "mta-sts";
+        assert_eq!(finish(vec![sts], validated()).verdict, "ok");
+        let mut sts_broken = host(false, vec![], false);
+        sts_broken.mechanism = "mta-sts";
+        assert_eq!(finish(vec![sts_broken], validated()).verdict, "failed");
     }
 }

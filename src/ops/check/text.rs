@@ -13,6 +13,19 @@ impl CheckReport {
         if let Some(mx) = &self.mx {
             let _ = writeln!(out, "  next hops from {} ({})", mx.source, mx.security);
         }
+        if let Some(sts) = &self.mta_sts {
+            let _ = writeln!(out, "  MTA-STS: {}", sts.summary);
+            if let Some(p) = &sts.policy {
+                let _ = writeln!(
+                    out,
+                    "    policy id {} ({}, fetched {}, age {} s, expires {})",
+                    p.id, p.source, p.fetched_at, p.age_seconds, p.expires_at
+                );
+            }
+            if let Some(e) = &sts.fetch_error {
+                let _ = writeln!(out, "    fetch failed: {e}");
+            }
+        }
         for h in &self.hosts {
             h.text(&mut out);
         }
@@ -30,7 +43,9 @@ impl CheckReport {
         }
         let summary = match self.verdict {
             "ok" => "every address of every MX host verified".to_owned(),
-            "no-dane" => "no DANE: no MX host of the domain is protected by DANE".to_owned(),
+            "no-dane" => {
+                "no DANE: no MX host of the domain is protected by DANE (nor by MTA-STS)".to_owned()
+            }
             "failed" => format!("{} problem(s)", self.problems.len()),
             _ => "the domain could not be checked".to_owned(),
         };
@@ -46,6 +61,13 @@ impl HostCheck {
             "  host {} port {} preference {}: {}",
             self.name, self.port, self.preference, self.requirement
         );
+        if self.mta_sts != "none" {
+            let _ = writeln!(
+                out,
+                "    MTA-STS: {} (mechanism: {})",
+                self.mta_sts, self.mechanism
+            );
+        }
         let addresses: Vec<&str> = self.addresses.iter().map(|a| a.address.as_str()).collect();
         let _ = writeln!(
             out,
@@ -121,6 +143,14 @@ impl AddressCheck {
                 }
                 (None, None) => {}
             }
+        }
+        if let Some(w) = &self.webpki {
+            let verdict = if w.valid { "valid" } else { "NOT valid" };
+            let _ = writeln!(
+                out,
+                "      MTA-STS certificate check: {verdict}: {}",
+                w.detail
+            );
         }
         for p in &self.key_probes {
             let same = if p.same_as_default {

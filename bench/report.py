@@ -115,6 +115,18 @@ def ms(x):
 
 
 
+def load_average():
+    """The machine's load average when bench/run started and ended."""
+    load = ""
+    for when in ("before", "after"):
+        try:
+            la = open(os.path.join(work, f"uptime.{when}")).read().split("load average:")[1].strip()
+            load += f"; load average {when}: {la}"
+        except (OSError, IndexError):
+            pass
+    return load
+
+
 def loopback_section():
     """The loopback matrix (smtp-source, issue 6), its idle sessions and targets."""
     rows = []
@@ -190,7 +202,7 @@ def loopback_section():
     lines = []
     # When the last run ended (so re-running the report on old data keeps it).
     measured = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(os.path.getmtime(os.path.join(work, "runs.tsv"))))
-    lines.append(f"Measured {measured} on {nproc} CPUs; {dg_version}; Postfix {pf_version}. "
+    lines.append(f"Measured {measured} on {nproc} CPUs{load_average()}; {dg_version}; Postfix {pf_version}. "
                  "Medians of the runs (min–max of msg/s in brackets). Load from `smtp-source` (one message per SMTP "
                  "session); messages counted at the TLS receiver on 127.0.25.1:25 (mx1.secure.test, `3 1 1` TLSA).")
     lines.append("")
@@ -347,13 +359,7 @@ def rtt_section():
         return None
     lines = []
     measured = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(os.path.getmtime(os.path.join(work, "rtt.tsv"))))
-    load = ""
-    for when in ("before", "after"):
-        try:
-            la = open(os.path.join(work, f"uptime.{when}")).read().split("load average:")[1].strip()
-            load += f"; load average {when}: {la}"
-        except (OSError, IndexError):
-            pass
+    load = load_average()
     size = rows[0]["j"]["size"] if rows[0]["j"] else 0
     lines.append(f"Measured {measured} on {nproc} CPUs{load}; {dg_version}; Postfix {pf_version}. "
                  f"Load from `benchload` (bench/load.rs): persistent sessions pipelining MAIL/RCPT/DATA as "

@@ -5,6 +5,10 @@
 #   docker run --rm -p 10025:10025 -v $PWD/danegate.toml:/etc/danegate/danegate.toml:ro \
 #       -v danegate-state:/var/lib/danegate danegate
 FROM rust:1-bookworm AS build
+# The legacy TLS engine links the system's OpenSSL (libssl3 is in the
+# runtime image below).
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -36,6 +36,11 @@ mod rtt;
 mod cases;
 #[path = "../integration/dnslab/dig.rs"]
 mod dig;
+#[path = "../integration/dnslab/interop_cases.rs"]
+#[allow(dead_code)]
+mod interop_cases;
+#[path = "../integration/dnslab/interop_pki.rs"]
+mod interop_pki;
 #[path = "../integration/dnslab/lab.rs"]
 #[allow(unused_imports)]
 mod lab;

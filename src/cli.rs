@@ -1,5 +1,5 @@
 //! The command line: `danegate run`, `resolve`, `config check`, and the
-//! operator commands of `ops` (`check`, `tlsa`, `sts`). Each command loads the configuration
+//! operator commands of `ops` (`check`, `doctor`, `tlsa`, `sts`). Each command loads the configuration
 //! first, so that `[log] format` applies from the first line.
 
 use std::path::{Path, PathBuf};
@@ -41,6 +41,17 @@ enum Cmd {
     /// delivered to, 1 when it would be deferred or rejected.
     Resolve {
         domain: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// JSON output for monitoring systems.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Self-test of the resolver DANE depends on: UDP and TCP, DNSSEC
+    /// records passed on, the trust anchor validating, a known-secure
+    /// (and a known-bogus) name, a validating resolver rather than a
+    /// forwarder (trust-ad), the clock. Exit 0 ok, 1 warnings, 2 failures.
+    Doctor {
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// JSON output for monitoring systems.
@@ -95,6 +106,10 @@ pub fn main() -> ExitCode {
             Ok(c) => crate::ops::resolve::run(&domain, c, json),
             Err(code) => code,
         },
+        Cmd::Doctor { config, json } => match loaded(config.as_deref()) {
+            Ok(c) => crate::ops::doctor::run(c, json),
+            Err(code) => code,
+        },
         Cmd::Config(ConfigCmd::Check { config }) => match loaded(config.as_deref()) {
             Ok(c) => config_check(&c),
             Err(code) => code,
@@ -137,6 +152,7 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        tokio::spawn(crate::ops::doctor::log_at_start(config.clone()));
         if let Some(addr) = config.metrics.listen {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(l) => {

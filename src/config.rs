@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::policy::{Level, Mode};
+use crate::tls::version::TlsVersion;
 
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -30,7 +31,49 @@ pub struct Config {
     pub metrics: Metrics,
     pub log: Log,
     pub state: State,
+    pub tls: Tls,
     pub mta_sts: MtaSts,
+}
+
+/// `[tls]`: the TLS engines (see `crate::tls::legacy`) and the lowest
+/// protocol versions accepted.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// Whether the legacy engine (OpenSSL) may be used for servers the
+    /// primary engine (rustls) has no protocol version, cipher suite, key
+    /// exchange or signature algorithm in common with.
+    pub legacy: Switch,
+    /// The lowest protocol version where TLS is required (DANE, TLS
+    /// required without authentication).
+    pub min_version: TlsVersion,
+    /// The lowest protocol version for opportunistic TLS (the alternative
+    /// is plaintext).
+    pub opportunistic_min_version: TlsVersion,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            legacy: Switch::On,
+            min_version: TlsVersion::Tls1_2,
+            opportunistic_min_version: TlsVersion::Tls1_0,
+        }
+    }
+}
+
+/// `"on"` or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
 }
 
 /// `[mta_sts]`: MTA-STS (RFC 8461) for destinations that publish a policy.
@@ -195,6 +238,14 @@ pub struct Dns {
     pub timeout: u64,
     /// Address families to deliver over.
     pub families: Families,
+    /// `danegate doctor`: a name that must come back secure (default: the
+    /// trust anchor's zone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doctor_secure_name: Option<String>,
+    /// `danegate doctor`: a name whose DNSSEC is broken on purpose, which
+    /// must fail validation (default: none, not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doctor_bogus_name: Option<String>,
 }
 
 /// Which address families to look up and connect over.
@@ -214,6 +265,8 @@ impl Default for Dns {
             trust_anchor_file: None,
             timeout: 10,
             families: Families::Both,
+            doctor_secure_name: None,
+            doctor_bogus_name: None,
         }
     }
 }
@@ -311,7 +364,11 @@ pub struct DomainKey(pub String);
 impl<'de> Deserialize<'de> for DomainKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let key = s.trim_end_matches('.').to_ascii_lowercase();
+        // An internationalised domain may be written in U-labels: the
+        // key is its A-label form, as the planner looks domains up.
+        let key = crate::dns::idn::parse(s.trim_end_matches('.'))
+            .map(|n| n.ascii)
+            .unwrap_or_else(|_| s.clone());
         if is_dns_name(&key) {
             Ok(DomainKey(key))
         } else {
@@ -536,6 +593,8 @@ mod tests {
             "trust_anchor_file",
             "timeout",
             "families",
+            "doctor_secure_name",
+            "doctor_bogus_name",
             "format",
             "dir",
             "default",
@@ -554,6 +613,9 @@ mod tests {
             "shutdown_grace",
             "connection_cache",
             "connection_reuse_limit",
+            "legacy",
+            "min_version",
+            "opportunistic_min_version",
             "enabled",
             "ca_file",
             "fetch_timeout",
@@ -573,6 +635,7 @@ mod tests {
             "[policy.domains]",
             "[routes]",
             "[timeouts]",
+            "[tls]",
             "[state]",
             "[mta_sts]",
         ] {
@@ -700,6 +763,22 @@ mode = "test"
                 "for {text:?}\n got: {got}\nwant: {want}"
             );
         }
+    }
+
+    #[test]
+    fn idn_domain_keys_are_a_labels() {
+        let c = Config::parse(
+            "[policy.domains]\n\"Bücher.example\" = \"dane-only\"\n[routes]\n\"bücher.test\" = \"[192.0.2.1]:25\"\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            c.policy.level_for("xn--bcher-kva.example"),
+            crate::policy::Level::DaneOnly
+        );
+        assert!(c
+            .routes
+            .contains_key(&DomainKey("xn--bcher-kva.test".into())));
     }
 
     #[test]

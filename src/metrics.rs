@@ -12,6 +12,8 @@
 //! | `danegate_transactions_total` | `outcome`: delivered, deferred, rejected |
 //! | `danegate_recipients_total` | `outcome`, `reason`: none, dane_mismatch, sts_certificate, sts_starttls_missing, sts_mx_not_allowed, starttls_missing, tls_failed, dns_failed, dns_bogus, connect_failed, connection_lost, remote_4xx, remote_5xx, policy, no_mail_domain, other_domain, message_refused, client_gone, other |
 //! | `danegate_tls_connections_total` | `state`: verified_dane, verified_sts, trusted, untrusted, anonymous, plaintext |
+//! | `danegate_tls_legacy_connections_total` | `state`, `protocol` (`TLSv1.2`), `cipher` (OpenSSL's name): the outbound connections the legacy TLS engine (OpenSSL) made |
+//! | `danegate_tls_fallbacks_total` | `reason`: version, parameters, key: rustls handshakes that failed for lack of anything in common with the server (tried again with the legacy engine when `[tls] legacy` is on) |
 //! | `danegate_dane_results_total` | `result` (per host tried): ok, mismatch, unusable, not_applicable, insecure, lookup_failed |
 //! | `danegate_sts_policy_fetches_total` | `result` (MTA-STS policy fetches): ok, sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid |
 //! | `danegate_sts_results_total` | `result` (per host tried under an MTA-STS policy): verified, certificate_invalid, starttls_missing, mx_not_allowed, testing_would_defer |
@@ -54,6 +56,13 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LegacyLabel {
+    pub state: String,
+    pub protocol: String,
+    pub cipher: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -65,6 +74,8 @@ pub struct Metrics {
     transactions: Family<OutcomeLabel, Counter>,
     recipients: Family<OutcomeReasonLabel, Counter>,
     tls: Family<StateLabel, Counter>,
+    tls_legacy: Family<LegacyLabel, Counter>,
+    tls_fallbacks: Family<ReasonLabel, Counter>,
     dane: Family<ResultLabel, Counter>,
     would_defer: Family<ReasonLabel, Counter>,
     sts_fetches: Family<ResultLabel, Counter>,
@@ -105,6 +116,18 @@ impl Metrics {
             "tls_connections",
             "Outbound connections by TLS state",
             tls.clone(),
+        );
+        let tls_legacy = Family::<LegacyLabel, Counter>::default();
+        registry.register(
+            "tls_legacy_connections",
+            "Outbound connections made by the legacy TLS engine (OpenSSL), by TLS state, protocol and cipher",
+            tls_legacy.clone(),
+        );
+        let tls_fallbacks = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "tls_fallbacks",
+            "rustls handshakes that failed for lack of a common version, cipher suite, key exchange or signature algorithm",
+            tls_fallbacks.clone(),
         );
         let dane = Family::<ResultLabel, Counter>::default();
         registry.register(
@@ -149,6 +172,8 @@ impl Metrics {
             transactions,
             recipients,
             tls,
+            tls_legacy,
+            tls_fallbacks,
             dane,
             would_defer,
             sts_fetches,
@@ -188,6 +213,26 @@ impl Metrics {
         self.tls
             .get_or_create(&StateLabel {
                 state: state.into(),
+            })
+            .inc();
+    }
+
+    /// A connection the legacy TLS engine made, in its TLS state.
+    pub fn tls_legacy(&self, state: &str, protocol: &str, cipher: &str) {
+        self.tls_legacy
+            .get_or_create(&LegacyLabel {
+                state: state.into(),
+                protocol: protocol.into(),
+                cipher: cipher.into(),
+            })
+            .inc();
+    }
+
+    /// A rustls handshake that had nothing in common with the server.
+    pub fn tls_fallback(&self, reason: &str) {
+        self.tls_fallbacks
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
             })
             .inc();
     }

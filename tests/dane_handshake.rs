@@ -97,7 +97,11 @@ fn connect(
 ) -> Outcome {
     let verifier = Arc::new(DaneVerifier::new(records, 25, names(), provider()));
     let sni = ServerName::try_from("mx1.example.net").unwrap();
-    let mut client = ClientConnection::new(client_config(verifier.clone()), sni).unwrap();
+    let mut client = ClientConnection::new(
+        client_config(verifier.clone(), danegate::tls::version::TlsVersion::Tls1_2),
+        sni,
+    )
+    .unwrap();
     let mut server = server(chain, key, version);
     let result = handshake(&mut client, &mut server);
     Outcome {

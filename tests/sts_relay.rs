@@ -449,3 +449,41 @@ async fn mta_sts_off_looks_nothing_up() {
         r.queries()
     );
 }
+
+/// MTA-STS asks for TLS 1.2 or later (RFC 8461 §4.2) whatever the
+/// configured floor: with `[tls] min_version = "TLSv1"`, an enforce
+/// domain whose MX speaks only TLS 1.1 (reachable by the legacy engine
+/// alone) is deferred, its valid certificate notwithstanding.
+#[tokio::test]
+async fn enforce_needs_tls_1_2_even_under_a_lower_configured_floor() {
+    let _logs = LogCapture::start();
+    let (pki, roots) = issued(&[MX]);
+    let cert = openssl::x509::X509::from_der(&pki.leaf.der()).unwrap();
+    let key =
+        openssl::pkey::PKey::private_key_from_der(pki.leaf.private_key().secret_der()).unwrap();
+    let dest = FakeDest::start(DestScript {
+        openssl: Some(Arc::new(OpensslServer {
+            cert,
+            key,
+            max: Some(openssl::ssl::SslVersion::TLS1_1),
+            ciphers: "ALL:@SECLEVEL=0".to_owned(),
+        })),
+        ..DestScript::default()
+    })
+    .await;
+    let r = Arc::new(resolver("1"));
+    let config = ConfigBuilder::new()
+        .route("example.test", &format!("example.test:{}", dest.port()))
+        .tls("min_version = \"TLSv1\"")
+        .build();
+    let (ctx, _) = with_config(config, &r, roots, &policy("enforce", MX));
+    let mut s = start_session(&ctx);
+    let got = rcpt_reply(&mut s.client).await;
+    assert!(got.starts_with("451 4.7."), "{got}");
+    assert!(got.contains("no TLS version in common"), "{got}");
+    s.client.cmd("QUIT", BYE).await;
+    s.ended().await;
+    for c in dest.conns() {
+        assert_no_mail(&c);
+    }
+}

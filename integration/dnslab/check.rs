@@ -39,7 +39,7 @@ const MX1_V6: SocketAddr = SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::LOCALH
 
 /// A config for `check`: the validating unbound, the DNSKEY anchor, short
 /// conversation timeouts (a hanging receiver must not stall the test).
-fn check_config(lab: &DnsLab, name: &str) -> PathBuf {
+pub(crate) fn check_config(lab: &DnsLab, name: &str) -> PathBuf {
     let dns = Dns::Validate {
         via: VALIDATING,
         anchor: Anchor::Dnskey,
@@ -54,15 +54,19 @@ fn check_config(lab: &DnsLab, name: &str) -> PathBuf {
 }
 
 /// What one `danegate check` printed.
-struct Checked {
-    status: Option<i32>,
-    json: Value,
+pub(crate) struct Checked {
+    pub(crate) status: Option<i32>,
+    pub(crate) json: Value,
     stdout: String,
     log: String,
 }
 
 impl Checked {
-    fn context(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> &str {
+        &self.stdout
+    }
+
+    pub(crate) fn context(&self) -> String {
         format!(
             "exit {:?}\nstdout:\n{}\nstderr:\n{}",
             self.status, self.stdout, self.log
@@ -76,7 +80,7 @@ impl Checked {
             .unwrap_or_else(|| panic!("no host {name}:\n{}", self.context()))
     }
 
-    fn address(&self, host: &str, address: &str) -> &Value {
+    pub(crate) fn address(&self, host: &str, address: &str) -> &Value {
         self.host(host)["addresses"]
             .as_array()
             .and_then(|a| a.iter().find(|a| a["address"] == address))
@@ -108,7 +112,7 @@ impl Checked {
 }
 
 /// Runs `danegate check DOMAIN [--json] --config CONFIG`.
-fn run_check(config: &Path, domain: &str, json: bool) -> Checked {
+pub(crate) fn run_check(config: &Path, domain: &str, json: bool) -> Checked {
     let mut cmd = Command::new(gate::BIN);
     cmd.args(["check", domain]);
     if json {
@@ -658,4 +662,37 @@ fn check_warns_of_expiry_which_dane_ee_ignores() {
             assert!(w.contains(", in 10 days"), "{ctx}");
         }
     }
+}
+
+/// No usable host: the MX RRset's security is still reported, and so is
+/// the cause of the failed TLSA lookup; the resolver self-test is part of
+/// the report.
+#[test]
+#[ignore = "needs the integration lab: run integration/test-all"]
+fn check_reports_the_mx_and_the_cause_when_no_host_is_usable() {
+    let _one = serial();
+    let lab = DnsLab::shared();
+    let config = check_config(&lab, "check-no-host");
+    let got = run_check(&config, "corrupt-tlsa.test", true);
+    let ctx = got.context();
+    assert_eq!(got.status, Some(1), "{ctx}");
+    assert_eq!(got.json["verdict"], "error", "{ctx}");
+    assert_eq!(got.json["mx"]["source"], "mx", "{ctx}");
+    assert_eq!(got.json["mx"]["security"], "secure", "{ctx}");
+    let tag = lab.key_tags("corrupt-tlsa.test")[0];
+    let cause = format!(
+        "TLSA lookup for _25._tcp.mx.corrupt-tlsa.test failed: DNSSEC validation failed: RRSIG of _25._tcp.mx.corrupt-tlsa.test TLSA by key {tag} of corrupt-tlsa.test does not verify"
+    );
+    assert_eq!(
+        got.json["error"],
+        format!("451 4.4.3 no usable host for corrupt-tlsa.test: {cause}"),
+        "{ctx}"
+    );
+    assert_eq!(got.json["skipped"][0]["reason"], cause, "{ctx}");
+    assert_eq!(got.json["resolver"]["verdict"], "ok", "{ctx}");
+    assert_eq!(
+        got.json["resolver"]["findings"],
+        serde_json::json!([]),
+        "{ctx}"
+    );
 }

@@ -39,7 +39,7 @@ const TEST_NOTE: &str = " [test mode: nothing enforced]";
 
 /// What a receiver does about TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReceiverTls {
+pub(crate) enum ReceiverTls {
     /// STARTTLS with the lab's certificate and key for its host name: the
     /// ones its TLSA records name.
     LabCertificate,
@@ -52,7 +52,7 @@ enum ReceiverTls {
 
 /// A Postfix receiver named `name` for `host` at `addr`, final destination
 /// of `user@DOMAIN`, started.
-fn receiver(
+pub(crate) fn receiver(
     scratch: &util::Lab,
     lab: &DnsLab,
     name: &str,
@@ -109,7 +109,7 @@ fn mx1() -> (&'static str, SocketAddr, &'static str) {
 }
 
 /// A message to `rcpt` with a Message-ID of its own.
-fn message(rcpt: &str, id: &str, subject: &str) -> String {
+pub(crate) fn message(rcpt: &str, id: &str, subject: &str) -> String {
     format!(
         "From: <sender@{LEGACY_DOMAIN}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\nMessage-ID: <{id}@lab.test>\r\n\r\n{subject}.\r\n"
     )
@@ -122,7 +122,12 @@ fn message(rcpt: &str, id: &str, subject: &str) -> String {
 /// being delivered") can leave a message waiting far beyond
 /// `maximal_backoff_time`.
 #[track_caller]
-fn wait_new_status(legacy: &Postfix, rcpt: &str, seen: usize, needles: &[&str]) -> String {
+pub(crate) fn wait_new_status(
+    legacy: &Postfix,
+    rcpt: &str,
+    seen: usize,
+    needles: &[&str],
+) -> String {
     let mut flushed = Instant::now();
     util::wait_for(
         &format!("legacy Postfix to log a status line for <{rcpt}> with {needles:?}"),
@@ -144,7 +149,13 @@ fn wait_new_status(legacy: &Postfix, rcpt: &str, seen: usize, needles: &[&str]) 
 /// danegate (validate mode through the validating unbound, DNSKEY anchor,
 /// IPv4 only: mx1.secure.test also has AAAA ::1, where nothing of the lab
 /// listens) listening on `listen`, started and listening.
-fn start_gate(lab: &DnsLab, listen: SocketAddr, name: &str, mode: &str, extra: &str) -> Running {
+pub(crate) fn start_gate(
+    lab: &DnsLab,
+    listen: SocketAddr,
+    name: &str,
+    mode: &str,
+    extra: &str,
+) -> Running {
     let dns = Dns::Validate {
         via: VALIDATING,
         anchor: Anchor::Dnskey,
@@ -161,7 +172,7 @@ fn start_gate(lab: &DnsLab, listen: SocketAddr, name: &str, mode: &str, extra: &
 
 /// The danegate log line containing every needle; panics with the log.
 #[track_caller]
-fn log_line(gate: &Running, needles: &[&str]) -> String {
+pub(crate) fn log_line(gate: &Running, needles: &[&str]) -> String {
     let log = gate.log();
     log.lines()
         .find(|l| needles.iter().all(|n| l.contains(n)))

@@ -99,6 +99,8 @@ pub fn query(server: SocketAddr, name: &str, rtype: &str, ask: Ask) -> Answer {
         .arg("+retry=0")
         .arg(if ask.dnssec { "+dnssec" } else { "+nodnssec" })
         .arg(if ask.recurse { "+rec" } else { "+norec" })
+        // names as DNS holds them (A-labels), not decoded for display
+        .arg("+noidn")
         .arg(name)
         .arg(rtype);
     let start = Instant::now();

@@ -1,6 +1,6 @@
-//! Prints `danegate resolve` for a few lab domains, for the README's
-//! examples (`cargo test --test dnslab -- --ignored --nocapture
-//! print_resolve_examples`). Asserts only that each ran.
+//! Prints `danegate resolve` for a few lab domains and `danegate doctor`,
+//! for the README's examples (`cargo test --test dnslab -- --ignored
+//! --nocapture print_resolve_examples`). Asserts only that each ran.
 
 use crate::gate::{self, Anchor, Dns};
 use crate::lab::*;
@@ -16,14 +16,19 @@ fn print_resolve_examples() {
     let config = gate::write_config(
         &lab,
         "examples",
-        &gate::config(&lab, gate::next_listen(), dns, "enforce", ""),
+        &gate::config(&lab, gate::NOT_LISTENING, dns, "enforce", ""),
     );
     for domain in [
         "secure.test",
         "cname.test",
+        "shop.dname.test",
+        "mixed.test",
+        "bücher.test",
         "insecure-addr.test",
         "unusable.test",
         "bogus.test",
+        "expired.test",
+        "corrupt-tlsa.test",
         "nullmx.test",
     ] {
         let got = gate::resolve(&config, domain, &[]);
@@ -33,4 +38,10 @@ fn print_resolve_examples() {
             got.json.as_str().unwrap_or_default()
         );
     }
+    let got = gate::doctor(&config, &[]);
+    assert!(got.status.is_some(), "doctor: {}", got.log);
+    println!(
+        "$ danegate doctor\n{}",
+        got.json.as_str().unwrap_or_default()
+    );
 }

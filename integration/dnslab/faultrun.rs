@@ -778,6 +778,11 @@ fn tlsa_change_reaches_warm_connections_within_the_reuse_limit() {
             publish_tlsa(&lab, &[&wrong]);
             changed = Some(Instant::now());
         }
+        if n % 5 == 3 {
+            // Only faults.test here: the MTA-STS domain's connections
+            // would count as handshakes of their own.
+            n += 1;
+        }
         submit_one(&mut c, n);
         n += 1;
         std::thread::sleep(Duration::from_millis(250));
@@ -813,7 +818,8 @@ fn tlsa_change_reaches_warm_connections_within_the_reuse_limit() {
     assert!(deferred > 0, "no 4.7.5 deferral at Postfix");
 
     // The record restored: everything delivered, exactly once.
-    let total: usize = (0..n).map(|i| recipients(i).len()).sum();
+    let submitted = || (0..n).filter(|i| i % 5 != 3);
+    let total: usize = submitted().map(|i| recipients(i).len()).sum();
     drain(&mx, &legacy, total, Duration::from_secs(60));
     let report = mx.report();
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -823,7 +829,7 @@ fn tlsa_change_reaches_warm_connections_within_the_reuse_limit() {
             *seen.entry(r.as_str()).or_default() += 1;
         }
     }
-    for i in 0..n {
+    for i in submitted() {
         for r in recipients(i) {
             assert_eq!(seen.get(r.as_str()), Some(&1), "{r}");
         }

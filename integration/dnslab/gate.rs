@@ -81,6 +81,11 @@ impl Dns {
     }
 }
 
+/// The listen address of configs that are never run (`resolve`,
+/// `doctor`): nothing binds it, so every such config can share it.
+pub const NOT_LISTENING: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 59), 10025));
+
 /// A fresh listen address for one `danegate run` (127.0.53.60 and up,
 /// port 10025), so that no two runs of a test process ever share one.
 pub fn next_listen() -> SocketAddr {
@@ -145,10 +150,21 @@ pub struct Resolved {
 /// Runs `danegate resolve DOMAIN --json --config CONFIG` (bounded by the
 /// lab's `WAIT`); panics when the output is not JSON.
 pub fn resolve(config: &Path, domain: &str, extra_args: &[&str]) -> Resolved {
+    command(config, &["resolve", domain], extra_args)
+}
+
+/// Runs `danegate doctor --config CONFIG` (with `--json` among
+/// `extra_args` for JSON).
+pub fn doctor(config: &Path, extra_args: &[&str]) -> Resolved {
+    command(config, &["doctor"], extra_args)
+}
+
+/// Runs `danegate ARGS... EXTRA... --config CONFIG`.
+fn command(config: &Path, args: &[&str], extra_args: &[&str]) -> Resolved {
     let started = Instant::now();
     let out = run_output(
         Command::new(BIN)
-            .args(["resolve", domain])
+            .args(args)
             .args(extra_args)
             .arg("--config")
             .arg(config)
@@ -161,7 +177,8 @@ pub fn resolve(config: &Path, domain: &str, extra_args: &[&str]) -> Resolved {
     let json = if extra_args.contains(&"--json") {
         serde_json::from_str(&stdout).unwrap_or_else(|e| {
             panic!(
-                "danegate resolve {domain} --config {}: not JSON ({e}); exit {:?}\nstdout:\n{stdout}\nstderr:\n{log}",
+                "danegate {} --config {}: not JSON ({e}); exit {:?}\nstdout:\n{stdout}\nstderr:\n{log}",
+                args.join(" "),
                 config.display(),
                 out.status.code()
             )

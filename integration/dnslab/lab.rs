@@ -30,9 +30,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use crate::cases::{Case, Host, Lookup, Mx, Requirement, Sec, Tlsa, CASES};
+pub use crate::cases::{Case, Host, Lookup, Mx, Requirement, Sec, Tlsa, CASES, ZOO};
 pub use crate::dig::{Answer, Ask, Record};
-pub use crate::zones::{HostCert, Issuer, Server, Signing, Zone, DEAD_NS, ZONES};
+pub use crate::zones::{Denial, HostCert, Issuer, Server, Signing, Zone, DEAD_NS, ZONES};
 
 // The command, file and wait plumbing is the Postfix lab's (`util.rs`).
 pub use crate::util::{
@@ -168,6 +168,53 @@ impl DnsLab {
         anchor_line(&self.keys.root_ds, "DS")
     }
 
+    /// The key tags of `zone`'s DNSKEYs (no trailing dot): keymgr's list
+    /// for zones knotd signs, the key file names for pre-signed zones.
+    pub fn key_tags(&self, zone: &str) -> Vec<u16> {
+        let fqdn = format!("{zone}.");
+        let z = ZONES
+            .iter()
+            .find(|z| z.name == fqdn)
+            .unwrap_or_else(|| panic!("no lab zone {zone}"));
+        if let Signing::Presigned(..) | Signing::Unsigned = z.signing {
+            let prefix = format!("K{fqdn}+");
+            return fs::read_dir(self.dir.join("ldns-keys"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .filter_map(|n| {
+                            let rest = n.strip_prefix(&prefix)?.strip_suffix(".key")?;
+                            rest.split('+').nth(1)?.parse().ok()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        let conf = self.dir.join(z.server.dir_name()).join("knot.conf");
+        let out = run_ok(
+            Command::new(require_tool("keymgr"))
+                .arg("-c")
+                .arg(conf)
+                .args([fqdn.as_str(), "list"]),
+        );
+        out.lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect()
+    }
+
+    /// The key tag the parent's DS for `zone` names.
+    pub fn ds_key_tag(&self, zone: &str) -> u16 {
+        let ds = self
+            .keys
+            .ds
+            .get(&format!("{zone}."))
+            .unwrap_or_else(|| panic!("no DS for {zone}"));
+        ds.split_whitespace()
+            .nth(2)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no key tag in {ds}"))
+    }
+
     /// The certificate and key made for `host` (a name of `zones::CERTS`,
     /// or "ca" for the lab CA): what a receiver at its address presents.
     pub fn cert(&self, host: &str) -> &HostCert {
@@ -217,10 +264,10 @@ impl DnsLab {
             let zdir = self.dir.join(z.server.dir_name()).join("zones");
             let file = zdir.join(zones::zone_file_name(z));
             let text = zones::zone_text(z, &self.keys, &self.certs);
-            if z.signing == Signing::Expired {
+            if matches!(z.signing, Signing::Presigned(..)) {
                 let unsigned = zdir.join(format!("{}unsigned", z.name));
                 write_file(&unsigned, text);
-                zones::sign_expired(&self.dir, z, &unsigned, &file);
+                zones::presign(&self.dir, z, &unsigned, &file);
             } else {
                 write_file(&file, text);
             }

@@ -69,21 +69,157 @@ impl Server {
 pub const DEAD_NS: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 53, 99), 53));
 
+/// A DNSKEY algorithm the lab signs with, by its names in knotd, ldns and
+/// the IANA registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// 7, RSASHA1-NSEC3-SHA1: legacy, still validated (RFC 8624 §3.1).
+    Rsasha1Nsec3,
+    /// 8, RSASHA256.
+    Rsasha256,
+    /// 13, ECDSA P-256 with SHA-256: what every other lab zone uses.
+    Ecdsa256,
+    /// 14, ECDSA P-384 with SHA-384.
+    Ecdsa384,
+    /// 15, Ed25519.
+    Ed25519,
+}
+
+impl Algorithm {
+    pub const fn knot(self) -> &'static str {
+        match self {
+            Algorithm::Rsasha1Nsec3 => "rsasha1-nsec3-sha1",
+            Algorithm::Rsasha256 => "rsasha256",
+            Algorithm::Ecdsa256 => "ecdsap256sha256",
+            Algorithm::Ecdsa384 => "ecdsap384sha384",
+            Algorithm::Ed25519 => "ed25519",
+        }
+    }
+
+    pub const fn ldns(self) -> &'static str {
+        match self {
+            Algorithm::Rsasha1Nsec3 => "RSASHA1-NSEC3-SHA1",
+            Algorithm::Rsasha256 => "RSASHA256",
+            Algorithm::Ecdsa256 => "ECDSAP256SHA256",
+            Algorithm::Ecdsa384 => "ECDSAP384SHA384",
+            Algorithm::Ed25519 => "ED25519",
+        }
+    }
+
+    pub const fn number(self) -> u8 {
+        match self {
+            Algorithm::Rsasha1Nsec3 => 7,
+            Algorithm::Rsasha256 => 8,
+            Algorithm::Ecdsa256 => 13,
+            Algorithm::Ecdsa384 => 14,
+            Algorithm::Ed25519 => 15,
+        }
+    }
+}
+
+/// How a signed zone proves that names and types do not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    Nsec,
+    /// NSEC3 (RFC 5155), SHA-1, no salt, `iterations` additional hash
+    /// iterations; with `opt_out` unsigned delegations get no NSEC3 record.
+    Nsec3 {
+        iterations: u16,
+        opt_out: bool,
+    },
+}
+
+/// How a pre-signed zone is broken on purpose, if at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Every signature expired a week ago.
+    Expired,
+    /// The RRSIG over the TLSA RRset has one byte of its signature changed.
+    TlsaSignature,
+}
+
 /// How a zone is (or is not) signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signing {
     /// knotd signs with a KSK and a separate ZSK, as the IANA root is signed.
     KskZsk,
-    /// knotd signs with one combined signing key (CSK).
+    /// knotd signs with one combined signing key (CSK), ECDSA P-256, NSEC.
     Csk,
+    /// knotd signs with a CSK of this algorithm and this denial.
+    Knot(Algorithm, Denial),
     /// knotd signs with a CSK, but the parent's DS names a decoy key (made
     /// by keymgr in a separate key store) that the zone never uses: bogus.
     CskWrongDs,
-    /// Pre-signed by `ldns-signzone` with signatures that expired a week ago;
-    /// knotd serves the file as it is (`dnssec-signing: off`): bogus.
-    Expired,
+    /// knotd signs with a CSK, but the parent's only DS is for DNSKEY
+    /// algorithm 100, which nobody implements: a validator must treat the
+    /// zone as unsigned (RFC 4035 §5.2), never as bogus.
+    UnknownDsAlgorithm,
+    /// Pre-signed by `ldns-signzone` (shapes knotd will not make), served by
+    /// knotd as they are (`dnssec-signing: off`).
+    Presigned(Algorithm, Denial, Fault),
     /// Not signed; the parent has no DS: provably insecure.
     Unsigned,
+}
+
+/// expired.test's signing: ldns, ECDSA P-256, NSEC, a week past expiry.
+pub const EXPIRED: Signing = Signing::Presigned(Algorithm::Ecdsa256, Denial::Nsec, Fault::Expired);
+
+impl Signing {
+    /// The zone's data fails validation on purpose.
+    pub fn is_bogus(self) -> bool {
+        matches!(
+            self,
+            Signing::CskWrongDs | Signing::Presigned(_, _, Fault::Expired | Fault::TlsaSignature)
+        )
+    }
+
+    /// The knotd policy that signs the zone, if knotd signs it.
+    fn knot_policy(self) -> Option<(Algorithm, Denial, bool)> {
+        match self {
+            Signing::KskZsk => Some((Algorithm::Ecdsa256, Denial::Nsec, false)),
+            Signing::Csk | Signing::CskWrongDs | Signing::UnknownDsAlgorithm => {
+                Some((Algorithm::Ecdsa256, Denial::Nsec, true))
+            }
+            Signing::Knot(a, d) => Some((a, d, true)),
+            Signing::Presigned(..) | Signing::Unsigned => None,
+        }
+    }
+}
+
+/// A knotd policy id for (algorithm, denial, single-type-signing).
+fn policy_id((algorithm, denial, csk): (Algorithm, Denial, bool)) -> String {
+    let denial = match denial {
+        Denial::Nsec => "nsec".to_string(),
+        Denial::Nsec3 {
+            iterations,
+            opt_out,
+        } => format!("nsec3-{iterations}{}", if opt_out { "-optout" } else { "" }),
+    };
+    let keys = if csk { "csk" } else { "ksk-zsk" };
+    format!("{keys}-{}-{denial}", algorithm.knot())
+}
+
+fn policy_text(p: (Algorithm, Denial, bool)) -> String {
+    let (algorithm, denial, csk) = p;
+    let mut s = format!(
+        "  - id: {}\n    algorithm: {}\n    manual: on\n    single-type-signing: {}\n",
+        policy_id(p),
+        algorithm.knot(),
+        if csk { "on" } else { "off" }
+    );
+    if let Denial::Nsec3 {
+        iterations,
+        opt_out,
+    } = denial
+    {
+        let _ = write!(
+            s,
+            "    nsec3: on\n    nsec3-iterations: {iterations}\n    nsec3-salt-length: 0\n    nsec3-opt-out: {}\n",
+            if opt_out { "on" } else { "off" }
+        );
+    }
+    s
 }
 
 /// One zone of the lab. `records` is zone-file text relative to the zone's
@@ -172,7 +308,7 @@ _25._tcp.mx TLSA 3 1 1 {spki:mx.bogus.test}
     Zone {
         name: "expired.test.",
         server: Server::Leaf,
-        signing: Signing::Expired,
+        signing: EXPIRED,
         records: "\
 @ MX 10 mx
 mx A 127.0.25.5
@@ -296,6 +432,14 @@ bare TXT \"no MX, no addresses\"
 ",
     },
     Zone {
+        // The TLS interoperability receivers' domains: generated from the
+        // tables in interop_cases.rs (zone_records).
+        name: "interop.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "",
+    },
+    Zone {
         name: "faults.test.",
         server: Server::Leaf,
         signing: Signing::Csk,
@@ -346,6 +490,199 @@ _mta-sts.redirect 2 TXT \"v=STSv1; id=1\"
 mta-sts.redirect A 127.0.53.57
 ",
     },
+    // The zoo: zone shapes of the real Internet (README "The zoo").
+    Zone {
+        name: "nsec3.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(
+            Algorithm::Ecdsa256,
+            Denial::Nsec3 {
+                iterations: 0,
+                opt_out: false,
+            },
+        ),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.31
+_25._tcp.mx TLSA 3 1 1 {spki:mx.nsec3.test}
+",
+    },
+    Zone {
+        name: "optout.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(
+            Algorithm::Ecdsa256,
+            Denial::Nsec3 {
+                iterations: 0,
+                opt_out: true,
+            },
+        ),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.32
+_25._tcp.mx TLSA 3 1 1 {spki:mx.optout.test}
+",
+    },
+    Zone {
+        name: "child.optout.test.",
+        server: Server::Leaf,
+        signing: Signing::Unsigned,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.33
+_25._tcp.mx TLSA 3 1 1 {spki:mx.child.optout.test}
+",
+    },
+    Zone {
+        name: "alg7.test.",
+        server: Server::Leaf,
+        signing: Signing::Presigned(
+            Algorithm::Rsasha1Nsec3,
+            Denial::Nsec3 {
+                iterations: 0,
+                opt_out: false,
+            },
+            Fault::None,
+        ),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.37
+_25._tcp.mx TLSA 3 1 1 {spki:mx.alg7.test}
+",
+    },
+    Zone {
+        name: "alg8.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(Algorithm::Rsasha256, Denial::Nsec),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.34
+_25._tcp.mx TLSA 3 1 1 {spki:mx.alg8.test}
+",
+    },
+    Zone {
+        name: "alg14.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(Algorithm::Ecdsa384, Denial::Nsec),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.35
+_25._tcp.mx TLSA 3 1 1 {spki:mx.alg14.test}
+",
+    },
+    Zone {
+        name: "alg15.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(Algorithm::Ed25519, Denial::Nsec),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.36
+_25._tcp.mx TLSA 3 1 1 {spki:mx.alg15.test}
+",
+    },
+    Zone {
+        name: "unknown-alg.test.",
+        server: Server::Leaf,
+        signing: Signing::UnknownDsAlgorithm,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.38
+_25._tcp.mx TLSA 3 1 1 {spki:mx.unknown-alg.test}
+",
+    },
+    Zone {
+        name: "wildcard.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(
+            Algorithm::Ecdsa256,
+            Denial::Nsec3 {
+                iterations: 0,
+                opt_out: false,
+            },
+        ),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.39
+; _25._tcp.mx is synthesised from the wildcard
+*._tcp.mx TLSA 3 1 1 {spki:mx.wildcard.test}
+",
+    },
+    Zone {
+        name: "dname.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+; every name below dname.test is one below dname-target.test (RFC 6672)
+@ DNAME dname-target.test.
+",
+    },
+    Zone {
+        name: "dname-target.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+; shop.dname.test's MX host is named through the DNAME as well
+shop MX 10 mx.dname.test.
+mx A 127.0.25.40
+_25._tcp.mx TLSA 3 1 1 {spki:mx.dname-target.test}
+",
+    },
+    Zone {
+        name: "mixed.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(
+            Algorithm::Ecdsa256,
+            Denial::Nsec3 {
+                iterations: 200,
+                opt_out: false,
+            },
+        ),
+        records: "\
+; no AAAA: its NODATA proof has 200 NSEC3 iterations, above every
+; validator's limit (insecure); the A and TLSA records are signed (secure)
+@ MX 10 mx
+mx A 127.0.25.41
+_25._tcp.mx TLSA 3 1 1 {spki:mx.mixed.test}
+",
+    },
+    Zone {
+        name: "iter150.test.",
+        server: Server::Leaf,
+        signing: Signing::Knot(
+            Algorithm::Ecdsa256,
+            Denial::Nsec3 {
+                iterations: 150,
+                opt_out: false,
+            },
+        ),
+        records: "\
+; 150 NSEC3 iterations: at the limit, still validated
+@ MX 10 mx
+mx A 127.0.25.42
+_25._tcp.mx TLSA 3 1 1 {spki:mx.iter150.test}
+",
+    },
+    Zone {
+        name: "corrupt-tlsa.test.",
+        server: Server::Leaf,
+        signing: Signing::Presigned(Algorithm::Ecdsa256, Denial::Nsec, Fault::TlsaSignature),
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.43
+_25._tcp.mx TLSA 3 1 1 {spki:mx.corrupt-tlsa.test}
+",
+    },
+    Zone {
+        // bücher.test: an internationalised domain, in A-labels as DNS has it
+        name: "xn--bcher-kva.test.",
+        server: Server::Leaf,
+        signing: Signing::Csk,
+        records: "\
+@ MX 10 mx
+mx A 127.0.25.44
+_25._tcp.mx TLSA 3 1 1 {spki:mx.xn--bcher-kva.test}
+",
+    },
 ];
 
 /// Who issued a host's certificate.
@@ -355,6 +692,9 @@ pub enum Issuer {
     SelfSigned,
     /// The lab CA (`certs/ca.cert.pem`): for DANE-TA (`2 x x`) records.
     LabCa,
+    /// The interoperability receivers' intermediate CA, below their root
+    /// (`interop_pki.rs`).
+    InteropCa,
 }
 
 /// The certificates the lab makes, one per name. The zones publish TLSA
@@ -378,6 +718,21 @@ pub const CERTS: &[(&str, Issuer)] = &[
     ("mx.faults.test", Issuer::SelfSigned),
     ("mx-next.faults.test", Issuer::SelfSigned),
     ("mx-wrong.faults.test", Issuer::SelfSigned),
+    // The zoo.
+    ("mx.nsec3.test", Issuer::SelfSigned),
+    ("mx.optout.test", Issuer::SelfSigned),
+    ("mx.child.optout.test", Issuer::SelfSigned),
+    ("mx.alg7.test", Issuer::SelfSigned),
+    ("mx.alg8.test", Issuer::SelfSigned),
+    ("mx.alg14.test", Issuer::SelfSigned),
+    ("mx.alg15.test", Issuer::SelfSigned),
+    ("mx.unknown-alg.test", Issuer::SelfSigned),
+    ("mx.wildcard.test", Issuer::SelfSigned),
+    ("mx.dname-target.test", Issuer::SelfSigned),
+    ("mx.mixed.test", Issuer::SelfSigned),
+    ("mx.iter150.test", Issuer::SelfSigned),
+    ("mx.corrupt-tlsa.test", Issuer::SelfSigned),
+    ("mx.xn--bcher-kva.test", Issuer::SelfSigned),
 ];
 
 /// A generated certificate and key, as files in the lab directory.
@@ -427,12 +782,14 @@ pub fn make_certs(dir: &Path) -> Certs {
         let cert = match issuer {
             Issuer::SelfSigned => params.self_signed(&key),
             Issuer::LabCa => params.signed_by(&key, &ca_cert, &ca_key),
+            Issuer::InteropCa => unreachable!("interop certificates come from interop_pki"),
         }
         .expect("rcgen certificate");
         let chain_tail = (issuer == Issuer::LabCa).then_some(&ca_cert);
         let hc = save_cert(dir, name, issuer, &key, &cert, chain_tail);
         hosts.insert(name.to_string(), hc);
     }
+    hosts.extend(crate::interop_cases::make_certs(&dir.join("interop")));
     Certs { ca, hosts }
 }
 
@@ -497,14 +854,13 @@ pub fn knot_conf(server: Server, dir: &Path) -> String {
          database:\n    storage: \"{d}\"\n    kasp-db: \"{d}/keys\"\n    \
          journal-db: \"{d}/journal\"\n    timer-db: \"{d}/timers\"\n\n\
          log:\n  - target: \"{d}/knotd.log\"\n    any: info\n\n\
-         policy:\n  - id: csk\n    algorithm: ecdsap256sha256\n    manual: on\n    \
-         single-type-signing: on\n  - id: ksk-zsk\n    algorithm: ecdsap256sha256\n    \
-         manual: on\n    single-type-signing: off\n\n\
+         policy:\n{policies}\n\
          template:\n  - id: default\n    storage: \"{d}/zones\"\n    \
          # never write the signed zone back: zones/ keeps what was generated\n    \
          zonefile-sync: -1\n    journal-content: none\n\nzone:\n",
         ip = server.addr().ip(),
         port = server.addr().port(),
+        policies = knot_policies(),
     );
     for z in ZONES.iter().filter(|z| z.server == server) {
         let _ = write!(
@@ -513,15 +869,29 @@ pub fn knot_conf(server: Server, dir: &Path) -> String {
             z.name,
             zone_file_name(z)
         );
-        match z.signing {
-            Signing::KskZsk => s.push_str("    dnssec-signing: on\n    dnssec-policy: ksk-zsk\n"),
-            Signing::Csk | Signing::CskWrongDs => {
-                s.push_str("    dnssec-signing: on\n    dnssec-policy: csk\n")
+        match z.signing.knot_policy() {
+            Some(p) => {
+                let _ = write!(
+                    s,
+                    "    dnssec-signing: on\n    dnssec-policy: {}\n",
+                    policy_id(p)
+                );
             }
-            Signing::Expired | Signing::Unsigned => s.push_str("    dnssec-signing: off\n"),
+            None => s.push_str("    dnssec-signing: off\n"),
         }
     }
     s
+}
+
+/// Every knotd policy the zones use, once each.
+fn knot_policies() -> String {
+    let mut seen = Vec::new();
+    for p in ZONES.iter().filter_map(|z| z.signing.knot_policy()) {
+        if !seen.contains(&p) {
+            seen.push(p);
+        }
+    }
+    seen.into_iter().map(policy_text).collect()
 }
 
 /// The file knotd loads for `zone`, relative to its `zones/` directory.
@@ -535,7 +905,7 @@ pub fn zone_file_name(zone: &Zone) -> String {
 /// Generates the keys of every signed zone: keymgr for the zones knotd
 /// signs (in each server's KASP database, so knotd finds them at start),
 /// keymgr in a separate store for the decoy DS, ldns-keygen for the
-/// pre-signed expired zone (ldns-signzone needs BIND-format keys).
+/// pre-signed zones (ldns-signzone needs BIND-format keys).
 pub fn make_keys(lab: &Path) -> Keys {
     let keymgr = require_tool("keymgr");
     let mut keys = Keys::default();
@@ -550,24 +920,18 @@ pub fn make_keys(lab: &Path) -> Keys {
                     .args(args),
             )
         };
-        match z.signing {
-            Signing::KskZsk => {
-                knot_keymgr(&["generate", "algorithm=ecdsap256sha256", "ksk=yes", "zsk=no"]);
-                knot_keymgr(&["generate", "algorithm=ecdsap256sha256", "ksk=no", "zsk=yes"]);
+        if let Some((algorithm, _, csk)) = z.signing.knot_policy() {
+            let alg = format!("algorithm={}", algorithm.knot());
+            if csk {
+                knot_keymgr(&["generate", &alg, "ksk=yes", "zsk=yes"]);
+            } else {
+                knot_keymgr(&["generate", &alg, "ksk=yes", "zsk=no"]);
+                knot_keymgr(&["generate", &alg, "ksk=no", "zsk=yes"]);
             }
-            Signing::Csk | Signing::CskWrongDs => {
-                knot_keymgr(&[
-                    "generate",
-                    "algorithm=ecdsap256sha256",
-                    "ksk=yes",
-                    "zsk=yes",
-                ]);
-            }
-            Signing::Expired | Signing::Unsigned => {}
         }
         let ds = match z.signing {
             // keymgr prints a DS (SHA-256 and SHA-384) for each KSK only.
-            Signing::KskZsk | Signing::Csk => knot_keymgr(&["ds"]),
+            Signing::KskZsk | Signing::Csk | Signing::Knot(..) => knot_keymgr(&["ds"]),
             Signing::CskWrongDs => {
                 let decoy = lab.join("decoy-keys");
                 let decoy_keymgr = |args: &[&str]| {
@@ -587,7 +951,18 @@ pub fn make_keys(lab: &Path) -> Keys {
                 ]);
                 decoy_keymgr(&["ds"])
             }
-            Signing::Expired => ldns_key(lab, z),
+            Signing::UnknownDsAlgorithm => {
+                // A well-formed DS for algorithm 100 (unassigned): its
+                // digest is of the zone name, as no key of that algorithm
+                // can exist.
+                let digest = sha256_hex(z.name.as_bytes());
+                keys.ds.insert(
+                    z.name.to_string(),
+                    format!("{} DS 4242 100 2 {digest}", z.name),
+                );
+                continue;
+            }
+            Signing::Presigned(algorithm, ..) => ldns_key(lab, z, algorithm),
             Signing::Unsigned => continue,
         };
         keys.ds.insert(z.name.to_string(), sha256_ds(&ds, z.name));
@@ -631,14 +1006,15 @@ fn sha256_ds(out: &str, zone: &str) -> String {
 
 /// Makes the ldns key of a pre-signed zone in `ldns-keys/`; returns its
 /// DS as printed by ldns-key2ds.
-fn ldns_key(lab: &Path, zone: &Zone) -> String {
+fn ldns_key(lab: &Path, zone: &Zone, algorithm: Algorithm) -> String {
     let dir = lab.join("ldns-keys");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let base = run_ok(
-        Command::new(require_tool("ldns-keygen"))
-            .current_dir(&dir)
-            .args(["-a", "ECDSAP256SHA256", "-k", zone.name]),
-    );
+    let mut keygen = Command::new(require_tool("ldns-keygen"));
+    keygen.current_dir(&dir).args(["-a", algorithm.ldns()]);
+    if matches!(algorithm, Algorithm::Rsasha1Nsec3 | Algorithm::Rsasha256) {
+        keygen.args(["-b", "2048"]);
+    }
+    let base = run_ok(keygen.args(["-k", zone.name]));
     let base = base.trim();
     assert!(
         base.starts_with('K'),
@@ -652,12 +1028,18 @@ fn ldns_key(lab: &Path, zone: &Zone) -> String {
     )
 }
 
-/// Signs a zone's generated text with its ldns key, with an inception 37
-/// days and an expiration 7 days in the past. (Validators forgive clock
-/// skew: unbound up to 10% of the validity period, at most a day.)
-pub fn sign_expired(lab: &Path, zone: &Zone, unsigned: &Path, signed: &Path) {
+/// Signs a zone's generated text with its ldns key, as its [`Signing`]
+/// says: signatures valid from a day ago for 30 days, or (Fault::Expired)
+/// with an inception 37 days and an expiration 7 days in the past
+/// (validators forgive clock skew: unbound up to 10% of the validity
+/// period, at most a day); NSEC or NSEC3 (no salt); then the fault, if any,
+/// is made in the signed text.
+pub fn presign(lab: &Path, zone: &Zone, unsigned: &Path, signed: &Path) {
+    let Signing::Presigned(algorithm, denial, fault) = zone.signing else {
+        panic!("{} is not a pre-signed zone", zone.name);
+    };
     let dir = lab.join("ldns-keys");
-    let wanted = format!("K{}+013+", zone.name);
+    let wanted = format!("K{}+{:03}+", zone.name, algorithm.number());
     let base = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .flatten()
@@ -673,19 +1055,67 @@ pub fn sign_expired(lab: &Path, zone: &Zone, unsigned: &Path, signed: &Path) {
         .expect("clock after 1970")
         .as_secs();
     let day = 86_400;
+    let (inception, expiration) = match fault {
+        Fault::Expired => (now - 37 * day, now - 7 * day),
+        Fault::None | Fault::TlsaSignature => (now - day, now + 30 * day),
+    };
+    let mut cmd = Command::new(require_tool("ldns-signzone"));
+    cmd.arg("-i")
+        .arg(inception.to_string())
+        .arg("-e")
+        .arg(expiration.to_string());
+    if let Denial::Nsec3 {
+        iterations,
+        opt_out,
+    } = denial
+    {
+        cmd.args(["-n", "-t", &iterations.to_string()]);
+        if opt_out {
+            cmd.arg("-p");
+        }
+    }
     run_ok(
-        Command::new(require_tool("ldns-signzone"))
-            .arg("-i")
-            .arg((now - 37 * day).to_string())
-            .arg("-e")
-            .arg((now - 7 * day).to_string())
-            .arg("-o")
+        cmd.arg("-o")
             .arg(zone.name)
             .arg("-f")
             .arg(signed)
             .arg(unsigned)
             .arg(dir.join(base)),
     );
+    if fault == Fault::TlsaSignature {
+        let text = crate::lab::read_text(signed);
+        write_file(signed, corrupt_tlsa_signature(&text, zone.name));
+    }
+}
+
+/// `text` (ldns-signzone's output) with one character of the signature of
+/// every RRSIG over a TLSA RRset changed, so that it stays well-formed
+/// base64 of the same length but no longer verifies.
+fn corrupt_tlsa_signature(text: &str, zone: &str) -> String {
+    let mut changed = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let line = line.trim_end();
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let covers_tlsa = fields.get(3) == Some(&"RRSIG") && fields.get(4) == Some(&"TLSA");
+            let Some(sig) = fields.last().filter(|_| covers_tlsa) else {
+                return line.to_string();
+            };
+            // The middle of the signature: never padding, never the
+            // leading bytes of a DER or length prefix.
+            let at = sig.len() / 2;
+            let old = sig.as_bytes()[at];
+            let new = if old == b'A' { 'B' } else { 'A' };
+            let mut bad = sig.to_string();
+            bad.replace_range(at..=at, &new.to_string());
+            changed += 1;
+            let keep = line.len() - sig.len();
+            format!("{}{bad}", &line[..keep])
+        })
+        .collect();
+    assert!(changed > 0, "no RRSIG over TLSA in the signed {zone}");
+    lines.join("\n") + "\n"
 }
 
 /// The closest enclosing zone of `name` among [`ZONES`] other than itself.
@@ -709,7 +1139,11 @@ pub fn zone_text(zone: &Zone, keys: &Keys, certs: &Certs) -> String {
          @ SOA {ns} hostmaster.test. 1 3600 600 86400 300\n@ NS {ns}\n",
         zone.signing, zone.name,
     );
-    s.push_str(&fill_placeholders(zone.records, certs));
+    if zone.name == crate::interop_cases::ZONE {
+        s.push_str(&crate::interop_cases::zone_records(&certs.hosts));
+    } else {
+        s.push_str(&fill_placeholders(zone.records, certs));
+    }
     for child in ZONES
         .iter()
         .filter(|c| parent_zone(c.name).is_some_and(|p| p.name == zone.name))

@@ -37,8 +37,27 @@ pub struct Anchors {
     /// The zone whose DNSKEY answer the start-up probe checks.
     pub zone: Name,
     pub trust: TrustAnchors,
+    /// The trusted keys, per anchored zone.
+    pub zones: Vec<ZoneKeys>,
     /// How many keys are trusted, per zone, for the log.
     pub summary: String,
+}
+
+/// The keys trusted for one anchored zone.
+#[derive(Debug, Clone)]
+pub struct ZoneKeys {
+    pub zone: Name,
+    pub keys: Vec<PublicKeyBuf>,
+}
+
+impl ZoneKeys {
+    /// Whether `key` is one of the trusted keys.
+    pub fn trusts(&self, key: &DNSKEY) -> bool {
+        let pk = key.public_key();
+        self.keys
+            .iter()
+            .any(|k| k.algorithm() == pk.algorithm() && k.public_bytes() == pk.public_bytes())
+    }
 }
 
 /// Splits zone-file text into records: comments dropped, parentheses
@@ -168,17 +187,23 @@ pub async fn load(
     };
     let mut trust = TrustAnchors::empty();
     let mut summary = Vec::new();
+    let mut trusted = Vec::new();
     for (zone, anchors) in &zones {
         let keys = complete(zone, anchors, servers, timeout).await?;
         summary.push(format!("{} key(s) for {}", keys.len(), zone));
-        for key in keys {
-            trust.insert_with_name(&key, LowerName::from(zone));
+        for key in &keys {
+            trust.insert_with_name(key, LowerName::from(zone));
         }
+        trusted.push(ZoneKeys {
+            zone: zone.clone(),
+            keys,
+        });
     }
     let zone = zones.keys().next().cloned().unwrap_or_else(Name::root);
     Ok(Anchors {
         zone,
         trust,
+        zones: trusted,
         summary: summary.join(", "),
     })
 }

@@ -117,6 +117,12 @@ impl CachingResolver {
         Ok(answer)
     }
 
+    /// The security of the SOA answer at `name` (records or a denial):
+    /// the self-test's question whether a name validates.
+    pub async fn soa_security(&self, name: &str) -> Result<Security, DnsFailure> {
+        self.raw(name, RecordType::SOA).await.map(|a| a.security)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, RecordType), Entry>> {
         // A panic while holding the lock cannot leave the map inconsistent
         // (every operation is a single call), so a poisoned lock is usable.
@@ -166,6 +172,7 @@ pub fn rtype_label(rtype: RecordType) -> &'static str {
         RecordType::CNAME => "CNAME",
         RecordType::NS => "NS",
         RecordType::TXT => "TXT",
+        RecordType::SOA => "SOA",
         _ => "other",
     }
 }

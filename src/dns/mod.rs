@@ -12,7 +12,14 @@
 
 pub mod anchors;
 pub mod cache;
+mod chain;
+pub mod ede;
+pub mod explain;
+mod forward;
 pub mod hickory;
+pub mod idn;
+mod nsec3;
+pub mod selftest;
 pub mod wire;
 
 use std::fmt;
@@ -101,10 +108,17 @@ pub struct Alias {
 /// Why a lookup failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailureKind {
-    /// DNSSEC validation failed.
-    Bogus,
+    /// DNSSEC validation failed (the answer is bogus), with the cause when
+    /// it is known: danegate's own finding in `validate` mode (an expired
+    /// RRSIG, a DS naming no key...), the resolver's Extended DNS Error
+    /// text in `trust-ad` mode.
+    Bogus(Option<String>),
     /// The resolver answered SERVFAIL.
     ServFail,
+    /// The resolver answered SERVFAIL with an Extended DNS Error (RFC
+    /// 8914) that is not about DNSSEC: its text (e.g. `22 (No Reachable
+    /// Authority): ...`).
+    ServFailBecause(String),
     /// No answer in time.
     Timeout,
     /// The resolver refused the query.
@@ -113,11 +127,20 @@ pub enum FailureKind {
     Other(String),
 }
 
+impl FailureKind {
+    /// The answer failed DNSSEC validation (metrics: `dns_bogus`).
+    pub fn is_bogus(&self) -> bool {
+        matches!(self, FailureKind::Bogus(_))
+    }
+}
+
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FailureKind::Bogus => f.write_str("DNSSEC validation failed (bogus)"),
+            FailureKind::Bogus(None) => f.write_str("DNSSEC validation failed (bogus)"),
+            FailureKind::Bogus(Some(cause)) => write!(f, "DNSSEC validation failed: {cause}"),
             FailureKind::ServFail => f.write_str("server failure (SERVFAIL)"),
+            FailureKind::ServFailBecause(ede) => write!(f, "server failure (SERVFAIL): EDE {ede}"),
             FailureKind::Timeout => f.write_str("timed out"),
             FailureKind::Refused => f.write_str("query refused"),
             FailureKind::Other(s) => f.write_str(s),
@@ -235,9 +258,12 @@ pub async fn build(dns: &crate::config::Dns) -> Result<Built, String> {
     let (backend, probe_zone, anchors): (Box<dyn cache::Backend>, String, String) = match dns.mode {
         DnsMode::Validate => {
             let a = anchors::load(dns.trust_anchor_file.as_deref(), &servers, timeout).await?;
-            let mut dns = dns.clone();
-            dns.nameservers = servers.clone();
-            let backend = hickory::ValidatingBackend::new(&dns, std::sync::Arc::new(a.trust))?;
+            let backend = hickory::ValidatingBackend::new(
+                servers.clone(),
+                timeout,
+                std::sync::Arc::new(a.trust),
+                a.zones,
+            );
             (Box::new(backend), a.zone.to_ascii(), a.summary)
         }
         DnsMode::TrustAd => {

@@ -57,6 +57,25 @@ pub(super) async fn exchange(
     }
 }
 
+/// One UDP exchange, with no TCP retry on truncation (the doctor asks
+/// each transport on its own).
+pub(super) async fn udp_only(
+    server: SocketAddr,
+    bytes: &[u8],
+    id: u16,
+) -> std::io::Result<Message> {
+    udp(server, bytes, id).await
+}
+
+/// One TCP exchange.
+pub(super) async fn tcp_only(
+    server: SocketAddr,
+    bytes: &[u8],
+    id: u16,
+) -> std::io::Result<Message> {
+    tcp(server, bytes, id).await
+}
+
 async fn udp(server: SocketAddr, bytes: &[u8], id: u16) -> std::io::Result<Message> {
     let local: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
@@ -121,24 +140,15 @@ pub(super) fn follow_chain<'a>(qname: &Name, answers: &'a [Record]) -> (Name, Ve
     (current, links)
 }
 
-/// Whether a SERVFAIL carries an Extended DNS Error (RFC 8914) that
-/// says DNSSEC validation failed (codes 1, 2 and 5 to 12: unsupported
-/// algorithm or digest, indeterminate, bogus, expired, not yet valid,
-/// DNSKEY/RRSIG/NSEC missing, no zone key bit), as unbound sends.
-fn dnssec_failure(response: &Message) -> bool {
-    use hickory_resolver::proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-    let Some(edns) = &response.edns else {
-        return false;
-    };
-    edns.options().options.iter().any(|(code, option)| {
-        let data = match option {
-            EdnsOption::Unknown(15, data) => data,
-            _ if *code == EdnsCode::from(15u16) => return false,
-            _ => return false,
-        };
-        let info = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-        matches!(info, Some(1 | 2 | 5..=12))
-    })
+/// What a SERVFAIL means: bogus data when its Extended DNS Error (RFC
+/// 8914) says DNSSEC validation failed, as unbound sends; else a server
+/// failure, with the resolver's reason when it gave one.
+fn servfail(response: &Message) -> FailureKind {
+    match super::ede::extended_error(response) {
+        Some(e) if e.is_dnssec() => FailureKind::Bogus(Some(format!("EDE {e}"))),
+        Some(e) => FailureKind::ServFailBecause(e.to_string()),
+        None => FailureKind::ServFail,
+    }
 }
 
 /// The negative TTL of a denial: the SOA's TTL capped by its minimum.
@@ -194,8 +204,7 @@ impl AdBackend {
         let kind = match response.metadata.response_code {
             ResponseCode::NoError => RawKind::Records,
             ResponseCode::NXDomain => RawKind::NxDomain,
-            ResponseCode::ServFail if dnssec_failure(&response) => return Err(FailureKind::Bogus),
-            ResponseCode::ServFail => return Err(FailureKind::ServFail),
+            ResponseCode::ServFail => return Err(servfail(&response)),
             ResponseCode::Refused => return Err(FailureKind::Refused),
             other => return Err(FailureKind::Other(format!("response code {other}"))),
         };
@@ -207,7 +216,8 @@ impl AdBackend {
         let alias = if links.is_empty() {
             None
         } else {
-            let secure = security.is_secure() || (self.trust_ad && self.links_secure(&links).await);
+            let secure = security.is_secure()
+                || (self.trust_ad && self.links_secure(&links, &response.answers).await);
             Some(Alias {
                 name: owner.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
                 secure,
@@ -238,10 +248,17 @@ impl AdBackend {
 
     /// An insecure answer that went through a CNAME chain: were the links
     /// themselves secure? (The AD bit covers the whole answer, so an
-    /// unsigned target hides a signed alias.)
-    async fn links_secure(&self, links: &[&Record]) -> bool {
+    /// unsigned target hides a signed alias.) A CNAME synthesised from a
+    /// DNAME is as secure as the DNAME, which is asked for instead: a
+    /// validator cannot vouch for the CNAME alone (unbound answers
+    /// SERVFAIL to a CNAME question below a DNAME).
+    async fn links_secure(&self, links: &[&Record], answers: &[Record]) -> bool {
         for link in links {
-            match self.ask(&link.name, RecordType::CNAME).await {
+            let (name, rtype) = match super::chain::synthesising_dname(link, answers) {
+                Some(d) => (&d.name, RecordType::DNAME),
+                None => (&link.name, RecordType::CNAME),
+            };
+            match self.ask(name, rtype).await {
                 Ok(m) if m.metadata.authentic_data => {}
                 _ => return false,
             }
@@ -371,7 +388,7 @@ pub(crate) async fn ask_authoritative_tlsa(
 }
 
 /// A response code's mnemonic, as dig and the RFCs write it.
-fn rcode_name(code: ResponseCode) -> String {
+pub(super) fn rcode_name(code: ResponseCode) -> String {
     match code {
         ResponseCode::NoError => "NOERROR".to_owned(),
         ResponseCode::FormErr => "FORMERR".to_owned(),

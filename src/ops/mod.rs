@@ -1,10 +1,12 @@
 //! Operator commands: what an operator runs by hand or from monitoring,
 //! next to the relay. One file or folder per command: [`resolve`] (the
 //! plan for a domain, connecting nowhere), [`check`] (the whole delivery
-//! path to a domain, handshakes included) and [`tlsa`] (records for a
-//! certificate or key: generate, verify, published). They share
-//! [`certs`] (certificate facts as they are written) and [`dates`] rather
-//! than copying them; TLS and TLSA semantics come from [`crate::tls`].
+//! path to a domain, handshakes included), [`doctor`] (the resolver
+//! self-test) and [`tlsa`] (records for a certificate or key: generate,
+//! verify, published). They share [`certs`] (certificate facts as they
+//! are written), [`dates`] and [`lookups`] (every DNS lookup a command
+//! made) rather than copying them; TLS and TLSA semantics come from
+//! [`crate::tls`].
 //!
 //! What they do not do: change anything. No command sends mail, edits a
 //! zone or writes the relay's state.
@@ -12,6 +14,8 @@
 pub mod certs;
 pub mod check;
 pub mod dates;
+pub mod doctor;
+pub mod lookups;
 pub mod resolve;
 pub mod sts;
 pub mod tlsa;

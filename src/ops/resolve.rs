@@ -1,5 +1,7 @@
 //! `danegate resolve`: a plan as an operator reads it (text) or a
-//! monitoring system parses it (JSON).
+//! monitoring system parses it (JSON), with every DNS lookup it took
+//! (`ops::lookups`) and the recipient domain in both forms when it is
+//! internationalised.
 
 use std::process::ExitCode;
 
@@ -8,8 +10,10 @@ use tracing::error;
 
 use crate::config::Config;
 use crate::dns::Probe;
+use crate::dns::Security;
+use crate::ops::lookups::{LookupReport, Recorder};
 use crate::outbound::failure::Failure;
-use crate::outbound::plan::{Plan, PlanError, Planner, Skipped, Source};
+use crate::outbound::plan::{Host, Plan, PlanError, Planner, Skipped, Source};
 use crate::policy::{Requirement, TlsaStatus};
 use crate::tls::tlsa;
 
@@ -20,7 +24,7 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
     let Some(rt) = super::runtime() else {
         return ExitCode::FAILURE;
     };
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let domain = domain.trim_end_matches('.').to_lowercase();
     rt.block_on(async move {
         let built = match crate::dns::build(&config.dns).await {
             Ok(b) => b,
@@ -40,19 +44,29 @@ pub fn run(domain: &str, config: Config, json: bool) -> ExitCode {
             sts: crate::sts::from_config(&config, built.resolver.clone(), store).ok(),
             ..Planner::for_config(&config)
         };
-        let plan = planner
-            .plan(built.resolver.as_ref(), &config, &domain)
-            .await;
+        let recorder = Recorder::new(built.resolver.as_ref());
+        let plan = planner.plan(&recorder, &config, &domain).await;
         let ok = plan.is_ok();
-        let level = config.policy.level_for(&domain).to_string();
-        let report = PlanReport::new(&domain, level, dnssec, plan);
+        let names = crate::dns::idn::parse(&domain).ok();
+        let level = config
+            .policy
+            .level_for(names.as_ref().map_or(domain.as_str(), |n| n.ascii.as_str()))
+            .to_string();
+        let mut report = PlanReport::new(&domain, level, dnssec, plan);
+        report.lookups = recorder.lookups();
         super::print_report(&report, json, PlanReport::text, ok)
     })
 }
 
 #[derive(Debug, Serialize)]
 pub struct PlanReport {
+    /// As asked (lowercased).
     pub domain: String,
+    /// In A-labels (what DNS was asked) and in U-labels; both equal the
+    /// domain unless it is internationalised; absent when it is not a
+    /// valid domain name.
+    pub ascii: Option<String>,
+    pub unicode: Option<String>,
     pub policy: String,
     /// Whether DNSSEC validation works (the start-up probe).
     pub dnssec: String,
@@ -65,6 +79,8 @@ pub struct PlanReport {
     /// Set when the domain cannot be delivered to: the reply the legacy
     /// MTA would get.
     pub error: Option<String>,
+    /// Every DNS lookup made, in order, with its outcome and security.
+    pub lookups: Vec<LookupReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,8 +94,8 @@ pub struct HostReport {
     pub name: String,
     pub port: u16,
     pub preference: u16,
-    pub addresses: Vec<String>,
-    pub address_security: String,
+    /// In the order they are tried.
+    pub addresses: Vec<AddressReport>,
     pub cname: Option<CnameReport>,
     pub tlsa_status: &'static str,
     pub tlsa_base: Option<String>,
@@ -88,6 +104,44 @@ pub struct HostReport {
     /// What the MTA-STS policy says about this host: "none", "ignored
     /// (DANE applies)", or the mode and whether the host is allowed.
     pub mta_sts: String,
+}
+
+/// One address: the security of the RRset it came from, and what a
+/// connection to it must achieve (DANE applies to secure addresses).
+#[derive(Debug, Serialize)]
+pub struct AddressReport {
+    pub address: String,
+    pub security: String,
+    pub requirement: String,
+}
+
+impl HostReport {
+    /// `addresses (secure): a b` when every address has the host's
+    /// security and requirement; else each address with its own.
+    fn addresses_text(&self) -> String {
+        let first = self.addresses.first().map(|a| a.security.as_str());
+        let uniform = self
+            .addresses
+            .iter()
+            .all(|a| Some(a.security.as_str()) == first && a.requirement == self.requirement);
+        let list: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|a| {
+                if uniform {
+                    a.address.clone()
+                } else if a.requirement == self.requirement {
+                    format!("{} ({})", a.address, a.security)
+                } else {
+                    format!("{} ({}: {})", a.address, a.security, a.requirement)
+                }
+            })
+            .collect();
+        match first {
+            Some(sec) if uniform => format!("    addresses ({sec}): {}\n", list.join(" ")),
+            _ => format!("    addresses: {}\n", list.join(", ")),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -159,7 +213,7 @@ pub fn sts_word(h: &crate::outbound::plan::Host) -> String {
     }
 }
 
-/// A host's requirement, as the reports write it.
+/// A requirement, as the reports write it.
 pub fn requirement(r: Requirement) -> String {
     match r {
         Requirement::Opportunistic => "opportunistic TLS".into(),
@@ -172,6 +226,47 @@ pub fn requirement(r: Requirement) -> String {
     }
 }
 
+fn mx_report(origin: Source, security: Security) -> MxReport {
+    MxReport {
+        source: source(origin),
+        security: security.to_string(),
+    }
+}
+
+fn host_report(h: &Host) -> HostReport {
+    HostReport {
+        name: h.name.clone(),
+        port: h.port,
+        preference: h.preference,
+        addresses: h
+            .addresses
+            .iter()
+            .map(|a| AddressReport {
+                address: a.ip.to_string(),
+                security: a.security.to_string(),
+                requirement: requirement(a.requirement),
+            })
+            .collect(),
+        cname: h.alias.as_ref().map(|a| CnameReport {
+            target: a.name.clone(),
+            secure: a.secure,
+        }),
+        tlsa_status: tlsa_status(h.tlsa),
+        tlsa_base: h.tlsa_base.clone(),
+        tlsa: h
+            .tlsa_records
+            .iter()
+            .map(|t| TlsaReport {
+                record: t.to_string(),
+                usable: tlsa::usability(t).is_ok(),
+                unusable_reason: tlsa::usability(t).err().map(|u| u.to_string()),
+            })
+            .collect(),
+        requirement: requirement(h.requirement),
+        mta_sts: sts_word(h),
+    }
+}
+
 impl PlanReport {
     pub fn new(
         domain: &str,
@@ -179,8 +274,11 @@ impl PlanReport {
         dnssec: String,
         plan: Result<Plan, PlanError>,
     ) -> Self {
+        let names = crate::dns::idn::parse(domain).ok();
         let mut report = PlanReport {
             domain: domain.to_owned(),
+            ascii: names.as_ref().map(|n| n.ascii.clone()),
+            unicode: names.map(|n| n.unicode),
             policy,
             dnssec,
             mx: None,
@@ -188,59 +286,41 @@ impl PlanReport {
             skipped: Vec::new(),
             mta_sts: None,
             error: None,
+            lookups: Vec::new(),
         };
-        let plan = match plan {
-            Ok(p) => p,
+        match plan {
+            Ok(p) => {
+                report.mta_sts = Some(p.sts.describe());
+                report.mx = Some(mx_report(p.source, p.mx_security));
+                report.skipped = p.skipped.iter().map(SkippedReport::of).collect();
+                report.hosts = p.hosts.iter().map(host_report).collect();
+            }
             Err(e) => {
-                if let PlanError::NoHost { problems, .. } = &e {
+                if let PlanError::NoHost {
+                    problems,
+                    origin,
+                    mx_security,
+                    ..
+                } = &e
+                {
+                    report.mx = Some(mx_report(*origin, *mx_security));
                     report.skipped = problems.iter().map(SkippedReport::of).collect();
                 }
                 report.error = Some(Failure::Plan(e).reply().to_string());
-                return report;
             }
-        };
-        report.mta_sts = Some(plan.sts.describe());
-        report.mx = Some(MxReport {
-            source: source(plan.source),
-            security: plan.mx_security.to_string(),
-        });
-        report.skipped = plan.skipped.iter().map(SkippedReport::of).collect();
-        report.hosts = plan
-            .hosts
-            .iter()
-            .map(|h| HostReport {
-                name: h.name.clone(),
-                port: h.port,
-                preference: h.preference,
-                addresses: h.addresses.iter().map(|a| a.to_string()).collect(),
-                address_security: h.address_security.to_string(),
-                cname: h.alias.as_ref().map(|a| CnameReport {
-                    target: a.name.clone(),
-                    secure: a.secure,
-                }),
-                tlsa_status: tlsa_status(h.tlsa),
-                tlsa_base: h.tlsa_base.clone(),
-                tlsa: h
-                    .tlsa_records
-                    .iter()
-                    .map(|t| TlsaReport {
-                        record: t.to_string(),
-                        usable: tlsa::usability(t).is_ok(),
-                        unusable_reason: tlsa::usability(t).err().map(|u| u.to_string()),
-                    })
-                    .collect(),
-                requirement: requirement(h.requirement),
-                mta_sts: sts_word(h),
-            })
-            .collect();
+        }
         report
     }
 
     pub fn text(&self) -> String {
-        let mut out = format!(
-            "domain {}: policy {}; DNSSEC {}\n",
-            self.domain, self.policy, self.dnssec
-        );
+        let mut out = format!("domain {}", self.domain);
+        // An internationalised domain shows its other form.
+        for form in [&self.ascii, &self.unicode].into_iter().flatten() {
+            if form != &self.domain {
+                out += &format!(" ({form})");
+            }
+        }
+        out += &format!(": policy {}; DNSSEC {}\n", self.policy, self.dnssec);
         if let Some(mx) = &self.mx {
             out += &format!("  next hops from {} ({})\n", mx.source, mx.security);
         }
@@ -252,11 +332,7 @@ impl PlanReport {
                 "  host {} port {} preference {}: {}\n",
                 h.name, h.port, h.preference, h.requirement
             );
-            out += &format!(
-                "    addresses ({}): {}\n",
-                h.address_security,
-                h.addresses.join(" ")
-            );
+            out += &h.addresses_text();
             if let Some(c) = &h.cname {
                 out += &format!(
                     "    CNAME to {} ({})\n",
@@ -289,6 +365,60 @@ impl PlanReport {
         if let Some(e) = &self.error {
             out += &format!("  cannot deliver: {e}\n");
         }
+        if !self.lookups.is_empty() {
+            out += "  DNS lookups:\n";
+            for l in &self.lookups {
+                out += &format!("    {}\n", l.text());
+            }
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(ip: &str, security: &str, requirement: &str) -> AddressReport {
+        AddressReport {
+            address: ip.into(),
+            security: security.into(),
+            requirement: requirement.into(),
+        }
+    }
+
+    fn host(addresses: Vec<AddressReport>) -> HostReport {
+        HostReport {
+            name: "mx.example".into(),
+            port: 25,
+            preference: 10,
+            addresses,
+            cname: None,
+            tlsa_status: "usable",
+            tlsa_base: Some("mx.example".into()),
+            tlsa: Vec::new(),
+            requirement: "DANE required".into(),
+            mta_sts: "none".into(),
+        }
+    }
+
+    #[test]
+    fn addresses_show_their_own_security_when_they_differ() {
+        let same = host(vec![
+            address("::1", "secure", "DANE required"),
+            address("192.0.2.1", "secure", "DANE required"),
+        ]);
+        assert_eq!(
+            same.addresses_text(),
+            "    addresses (secure): ::1 192.0.2.1\n"
+        );
+        let mixed = host(vec![
+            address("2001:db8::1", "insecure", "opportunistic TLS"),
+            address("192.0.2.1", "secure", "DANE required"),
+        ]);
+        assert_eq!(
+            mixed.addresses_text(),
+            "    addresses: 2001:db8::1 (insecure: opportunistic TLS), 192.0.2.1 (secure)\n"
+        );
     }
 }

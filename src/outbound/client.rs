@@ -24,8 +24,8 @@ use crate::config::Timeouts;
 use crate::smtp::command::{Body, ForwardPath, MailParams, RcptParams, Ret, ReversePath};
 use crate::smtp::ehlo::{parse_ehlo, Capabilities};
 use crate::smtp::reply::Reply;
-use crate::tls::stream::{self, MaybeTls};
-use crate::tls::{CertificateDer, ClientConfig, TlsState};
+use crate::tls::stream::{self, Connector, MaybeTls};
+use crate::tls::{CertificateDer, TlsState};
 
 /// How to treat STARTTLS on this attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,8 @@ pub enum TlsMode {
 pub struct Hello {
     /// Our EHLO name.
     pub hostname: String,
-    pub tls_config: Arc<ClientConfig>,
+    /// The TLS engine and verifier for STARTTLS.
+    pub tls_config: Connector,
     /// SNI: the host name to present (dane-rules §3.2: the TLSA base
     /// domain once DANE applies).
     pub sni: Option<String>,

@@ -2,9 +2,11 @@
 //! conversation with it: the plan from `plan`, then each host and each
 //! address in turn until one accepts (RFC 5321 §5.1, dane-rules §3.7).
 //!
-//! Opportunistic TLS that fails in the handshake is retried on a new
-//! connection without TLS (Postfix does the same); a host that requires TLS
-//! is never retried in plaintext.
+//! A handshake that fails because rustls and the server have nothing in
+//! common is tried again with the legacy TLS engine (OpenSSL), with the
+//! same verification. Opportunistic TLS that fails in the handshake (with
+//! every engine) is retried on a new connection without TLS (Postfix does
+//! the same); a host that requires TLS is never retried in plaintext.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,11 @@ use crate::outbound::stage::Stage;
 use crate::outbound::Context;
 use crate::policy::{Mode, Requirement, TlsaStatus};
 use crate::tls::dane::{DaneVerifier, ReferenceIds};
+use crate::tls::legacy::{Floor, LegacyConfig};
+use crate::tls::stream::Connector;
+use crate::tls::version::TlsVersion;
+use crate::tls::webpki::StsVerifier;
+use crate::tls::Engine;
 
 /// Plans `domain` and opens a conversation with the first host that
 /// takes one. `session` tags log lines.
@@ -31,6 +38,12 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
         .planner
         .plan(ctx.resolver.as_ref(), &ctx.config, domain)
         .await?;
+    if plan.unicode != plan.domain {
+        info!(
+            session,
+            domain, "internationalised domain {} is {} in DNS", plan.unicode, plan.domain
+        );
+    }
     mtasts::log_plan(session, &plan);
     for skipped in &plan.skipped {
         info!(session, domain, "skipping MX host: {skipped}");
@@ -42,7 +55,12 @@ pub async fn connect(ctx: &Context, session: &str, domain: &str) -> Result<Desti
     for host in &plan.hosts {
         match try_host(ctx, &plan, host).await {
             Ok(client) => {
-                metrics::global().tls(client.tls_state().metric_label());
+                let state = client.tls_state();
+                let word = state.metric_label();
+                metrics::global().tls(word);
+                if let Some(s) = state.session().filter(|s| s.engine == Engine::Legacy) {
+                    metrics::global().tls_legacy(word, &s.protocol, &s.cipher);
+                }
                 let note = test_note(ctx);
                 info!(
                     session,
@@ -125,7 +143,7 @@ fn handshake_failed(e: &OutboundError) -> bool {
 }
 
 /// dane-rules §3–4 for one host: each address in turn with the protection
-/// the policy requires; in test mode, what enforcement would defer is
+/// the policy requires of that address; in test mode, what enforcement would defer is
 /// logged and delivery goes on with the best connection available.
 async fn try_host(
     ctx: &Context,
@@ -134,18 +152,23 @@ async fn try_host(
 ) -> Result<Client<TcpStream>, OutboundError> {
     let test = ctx.config.policy.mode == Mode::Test;
     let mut last = None;
-    for ip in &host.addresses {
+    // Each address with its own requirement: DANE applies to addresses
+    // from secure RRsets (plan.rs, dane-rules §2 per address).
+    for address in &host.addresses {
         let peer = Peer {
             host: host.name.clone(),
-            addr: SocketAddr::new(*ip, host.port),
+            addr: SocketAddr::new(address.ip, host.port),
         };
-        let wanted = match host.requirement {
+        let wanted = match address.requirement {
             Requirement::Refuse(reason) if test => {
                 metrics::global().would_defer("policy");
                 warn!(peer = %peer, "TEST MODE: would defer: {reason}; delivering anyway, nothing enforced");
                 Protection::Opportunistic
             }
-            Requirement::Refuse(reason) => return Err(OutboundError::Refused { peer, reason }),
+            Requirement::Refuse(reason) => {
+                last = Some(OutboundError::Refused { peer, reason });
+                continue;
+            }
             Requirement::Opportunistic => Protection::Opportunistic,
             Requirement::TlsRequired => Protection::Encrypt,
             Requirement::DaneRequired => Protection::Dane,
@@ -184,7 +207,12 @@ async fn try_host(
     Err(last.expect("a planned host has at least one address"))
 }
 
-/// One connection to one address with the given protection.
+/// One connection to one address with the given protection: with rustls,
+/// and once more with the legacy engine (OpenSSL) when rustls and the
+/// server had no protocol version, cipher suite, key exchange or
+/// signature algorithm in common and `[tls] legacy` is on
+/// ([`crate::tls::fallback`]). The same verifiers judge the chain either
+/// way; a verification failure is never tried again.
 async fn attempt(
     ctx: &Context,
     plan: &Plan,
@@ -192,15 +220,45 @@ async fn attempt(
     peer: &Peer,
     protection: Protection,
 ) -> Result<Client<TcpStream>, OutboundError> {
-    let (mut hello, verifier) = hello_for(ctx, plan, host, protection);
-    // Under an MTA-STS policy the connection carries its WebPKI check
-    // (RFC 8461 §4.2: of the MX host name, also the SNI).
-    let sts = mtasts::verifier(ctx, host, protection == Protection::Sts);
-    if let (Some(v), None) = (&sts, &verifier) {
-        hello.tls_config = crate::tls::webpki::sts_config(v.clone());
+    let (hello, mut verifiers) = hello_for(ctx, plan, host, protection, Engine::Rustls);
+    let mut result = try_address(ctx, peer, &hello).await;
+    if let (Err(e @ OutboundError::Tls { peer, cause }), Some(mismatch)) =
+        (&result, hello.tls_config.mismatch())
+    {
+        if ctx.config.tls.legacy.is_on() {
+            metrics::global().tls_fallback(mismatch.metric_word());
+            info!(peer = %peer, "{e}; trying again with the legacy TLS engine (OpenSSL)");
+            let (hello, v) = hello_for(ctx, plan, host, protection, Engine::Legacy);
+            result = try_address(ctx, peer, &hello).await;
+            verifiers = v;
+        } else {
+            result = Err(OutboundError::Tls {
+                peer: peer.clone(),
+                cause: format!("{cause}; the legacy TLS engine is off ([tls] legacy)"),
+            });
+        }
     }
-    let result = try_address(ctx, peer, &hello).await;
-    let Some(v) = verifier else {
+    judge(plan, host, protection, verifiers, result)
+}
+
+/// The verifiers of one attempt, to ask afterwards what they proved.
+struct Verifiers {
+    dane: Option<Arc<DaneVerifier>>,
+    /// Under an MTA-STS policy the connection carries its WebPKI check
+    /// (RFC 8461 §4.2: of the MX host name, also the SNI).
+    sts: Option<Arc<StsVerifier>>,
+}
+
+/// What the verifiers of an attempt proved (or why they refused), on top
+/// of the attempt's result; counts the DANE result.
+fn judge(
+    plan: &Plan,
+    host: &Host,
+    protection: Protection,
+    verifiers: Verifiers,
+    result: Result<Client<TcpStream>, OutboundError>,
+) -> Result<Client<TcpStream>, OutboundError> {
+    let Some(v) = verifiers.dane else {
         if protection != Protection::Off {
             metrics::global().dane(match host.tlsa {
                 TlsaStatus::AllUnusable => "unusable",
@@ -208,7 +266,7 @@ async fn attempt(
                 _ => "not_applicable",
             });
         }
-        return match &sts {
+        return match &verifiers.sts {
             Some(v) => mtasts::conclude(result, v, protection == Protection::Sts, plan, host),
             None => result,
         };
@@ -230,7 +288,7 @@ async fn attempt(
             // The verifier accepted nothing, yet the handshake completed:
             // impossible, and never to be mistaken for success.
             None => Err(OutboundError::Tls {
-                peer: peer.clone(),
+                peer: client.peer().clone(),
                 cause: "handshake completed without a DANE match".into(),
             }),
         },
@@ -245,21 +303,22 @@ async fn attempt(
     }
 }
 
-/// The conversation settings for one attempt; for DANE also the
-/// connection's own verifier, to ask afterwards what matched.
+/// The conversation settings for one attempt with one TLS engine, and its
+/// own verifiers (DANE, MTA-STS).
 fn hello_for(
     ctx: &Context,
     plan: &Plan,
     host: &Host,
     protection: Protection,
-) -> (Hello, Option<Arc<DaneVerifier>>) {
+    engine: Engine,
+) -> (Hello, Verifiers) {
     let tls = match protection {
         Protection::Off => TlsMode::Off,
         Protection::Opportunistic => TlsMode::Opportunistic,
         Protection::Encrypt | Protection::Dane | Protection::Sts => TlsMode::Required,
     };
     let base = host.tlsa_base.as_ref().unwrap_or(&host.name);
-    let verifier = (protection == Protection::Dane).then(|| {
+    let dane = (protection == Protection::Dane).then(|| {
         let ids = ReferenceIds {
             tlsa_base: base.clone(),
             mx_host: host.name.clone(),
@@ -272,11 +331,13 @@ fn hello_for(
             crate::tls::provider(),
         ))
     });
-    let (tls_config, sni) = match &verifier {
-        // dane-rules §3.2: SNI is the TLSA base domain.
-        Some(v) => (crate::tls::dane_config(v.clone()), base),
-        None => (ctx.tls_opportunistic.clone(), &host.name),
+    let sts = match dane {
+        None => mtasts::verifier(ctx, host, protection == Protection::Sts),
+        Some(_) => None,
     };
+    let tls_config = connector(ctx, engine, tls, &dane, &sts, protection);
+    // dane-rules §3.2: SNI is the TLSA base domain.
+    let sni = if dane.is_some() { base } else { &host.name };
     let hello = Hello {
         hostname: ctx.config.server.hostname.0.clone(),
         tls_config,
@@ -284,7 +345,43 @@ fn hello_for(
         tls,
         timeouts: ctx.timeouts.clone(),
     };
-    (hello, verifier)
+    (hello, Verifiers { dane, sts })
+}
+
+/// The handshake's engine and verifier: DANE's, MTA-STS's, or none
+/// (opportunistic TLS, TLS required without authentication).
+fn connector(
+    ctx: &Context,
+    engine: Engine,
+    tls: TlsMode,
+    dane: &Option<Arc<DaneVerifier>>,
+    sts: &Option<Arc<StsVerifier>>,
+    protection: Protection,
+) -> Connector {
+    let min = ctx.config.tls.min_version;
+    match engine {
+        Engine::Rustls => Connector::primary(match (dane, sts) {
+            (Some(v), _) => crate::tls::dane_config(v.clone(), min),
+            (None, Some(v)) => crate::tls::webpki::sts_config(v.clone(), min),
+            (None, None) if tls == TlsMode::Required => ctx.tls_encrypt.clone(),
+            (None, None) => ctx.tls_opportunistic.clone(),
+        }),
+        Engine::Legacy => {
+            let floor = Floor::for_policy(tls == TlsMode::Required, &ctx.config.tls);
+            Connector::legacy(match (dane, sts) {
+                (Some(v), _) => LegacyConfig::dane(v.clone(), floor),
+                // An `enforce` policy's check must pass, over TLS 1.2 or
+                // later whatever the configured floor (RFC 8461 §4.2); a
+                // `testing` policy's only observes.
+                (None, Some(v)) if protection == Protection::Sts => {
+                    let min_version = ctx.config.tls.min_version.max(TlsVersion::Tls1_2);
+                    LegacyConfig::sts(v.clone(), true, Floor::Mandatory { min_version })
+                }
+                (None, Some(v)) => LegacyConfig::sts(v.clone(), false, floor),
+                (None, None) => LegacyConfig::unauthenticated(floor),
+            })
+        }
+    }
 }
 
 async fn try_address(

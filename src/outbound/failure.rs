@@ -81,7 +81,7 @@ impl Failure {
     pub fn reason(&self) -> &'static str {
         use crate::dns::FailureKind;
         let dns = |kind: &FailureKind| match kind {
-            FailureKind::Bogus => "dns_bogus",
+            FailureKind::Bogus(_) => "dns_bogus",
             _ => "dns_failed",
         };
         match self {
@@ -90,7 +90,7 @@ impl Failure {
             Failure::Plan(PlanError::NoHost { problems, .. }) => problems
                 .iter()
                 .find_map(|p| match &p.reason {
-                    crate::outbound::plan::SkipReason::Dns(e) if e.kind == FailureKind::Bogus => {
+                    crate::outbound::plan::SkipReason::Dns(e) if e.kind.is_bogus() => {
                         Some("dns_bogus")
                     }
                     _ => None,
@@ -99,6 +99,7 @@ impl Failure {
             Failure::Plan(PlanError::NxDomain { .. } | PlanError::NullMx { .. }) => {
                 "no_mail_domain"
             }
+            Failure::Plan(PlanError::BadDomain(_)) => "no_mail_domain",
             Failure::Outbound(o) => match o {
                 OutboundError::Connect { .. } => "connect_failed",
                 OutboundError::Timeout { .. }
@@ -159,6 +160,11 @@ impl Failure {
         match f {
             Failure::Plan(p) => match p {
                 PlanError::Dns(_) => Reply::new(451, ec(4, 4, 3), text),
+                // Not a domain name at all (an IDN that cannot be
+                // converted): the address is unusable as written, now and
+                // on every retry, so permanent: 553 (mailbox name not
+                // allowed), 5.1.2 (bad destination system address).
+                PlanError::BadDomain(_) => Reply::new(553, ec(5, 1, 2), text),
                 PlanError::NxDomain { .. } => Reply::new(550, ec(5, 1, 2), text),
                 PlanError::NullMx { .. } => Reply::new(556, ec(5, 1, 10), text),
                 // Every host definitely has no address (NXDOMAIN or NODATA,
@@ -288,6 +294,67 @@ mod tests {
         assert_eq!((greeting.code, greeting.enhanced), (451, ec(4, 7, 1)));
     }
 
+    /// The metrics label keeps bogus data apart from every other failed
+    /// lookup, whatever the cause's words.
+    #[test]
+    fn dns_reasons() {
+        use crate::dns::{DnsFailure, FailureKind, Security};
+        use crate::outbound::plan::{SkipReason, Skipped, Source};
+        let lookup = |kind| DnsFailure {
+            name: "_25._tcp.mx.example".into(),
+            rtype: "TLSA",
+            kind,
+        };
+        let no_host = |kind| {
+            Failure::Plan(PlanError::NoHost {
+                domain: "example".into(),
+                origin: Source::Mx,
+                mx_security: Security::Secure,
+                problems: vec![Skipped {
+                    name: "mx.example".into(),
+                    reason: SkipReason::Dns(lookup(kind)),
+                }],
+                definite: false,
+            })
+        };
+        let table = [
+            (FailureKind::Bogus(None), "dns_bogus"),
+            (
+                FailureKind::Bogus(Some(
+                    "RRSIG of x TLSA expired 2026-11-30 00:00:00 UTC".into(),
+                )),
+                "dns_bogus",
+            ),
+            (
+                FailureKind::Bogus(Some("EDE 9 (DNSKEY Missing)".into())),
+                "dns_bogus",
+            ),
+            (FailureKind::ServFail, "dns_failed"),
+            (
+                FailureKind::ServFailBecause("22 (No Reachable Authority)".into()),
+                "dns_failed",
+            ),
+            (FailureKind::Timeout, "dns_failed"),
+            (
+                FailureKind::Other("cannot validate: no DNSKEY answer for x: timed out".into()),
+                "dns_failed",
+            ),
+        ];
+        for (kind, want) in table {
+            let direct = Failure::Plan(PlanError::Dns(lookup(kind.clone())));
+            assert_eq!(direct.reason(), want, "{kind}");
+            assert_eq!(no_host(kind.clone()).reason(), want, "{kind}");
+            assert_eq!(direct.reply().code, 451, "{kind}");
+        }
+        let bogus = Failure::Plan(PlanError::Dns(lookup(FailureKind::Bogus(Some(
+            "RRSIG of _25._tcp.mx.example TLSA expired 2026-11-30 00:00:00 UTC".into(),
+        )))));
+        assert_eq!(
+            bogus.reply().to_string(),
+            "451 4.4.3 TLSA lookup for _25._tcp.mx.example failed: DNSSEC validation failed: RRSIG of _25._tcp.mx.example TLSA expired 2026-11-30 00:00:00 UTC"
+        );
+    }
+
     #[test]
     fn plan_failures() {
         let nx = failure(&Failure::Plan(PlanError::NxDomain {
@@ -301,5 +368,13 @@ mod tests {
             domain: "null.example".into(),
         }));
         assert_eq!((null.code, null.enhanced), (556, ec(5, 1, 10)));
+        let bad = Failure::Plan(PlanError::BadDomain(
+            crate::dns::idn::parse("bü cher.example").unwrap_err(),
+        ));
+        assert_eq!(
+            bad.reply().to_string(),
+            "553 5.1.2 recipient domain bü cher.example is not a valid domain name: label bü cher:   (U+0020) is not allowed in a domain name"
+        );
+        assert_eq!(bad.reason(), "no_mail_domain");
     }
 }

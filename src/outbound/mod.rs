@@ -40,7 +40,11 @@ pub struct Context {
     /// MTA-STS policies (shared across configuration reloads).
     pub sts: Arc<crate::sts::Sts>,
     pub planner: Planner,
+    /// rustls without authentication, from `[tls] opportunistic_min_version`.
     pub tls_opportunistic: Arc<ClientConfig>,
+    /// rustls without authentication where TLS is required, from `[tls]
+    /// min_version`.
+    pub tls_encrypt: Arc<ClientConfig>,
     pub timeouts: Arc<Timeouts>,
     pub pool: Arc<Pool>,
 }
@@ -72,13 +76,17 @@ impl Context {
             Duration::from_secs(config.timeouts.connection_cache),
             Duration::from_secs(config.timeouts.connection_reuse_limit),
         );
+        let tls_opportunistic =
+            crate::tls::opportunistic_config(config.tls.opportunistic_min_version);
+        let tls_encrypt = crate::tls::opportunistic_config(config.tls.min_version);
         Context {
             config: Arc::new(config),
             resolver,
             sts,
             planner,
             pool,
-            tls_opportunistic: crate::tls::opportunistic_config(),
+            tls_opportunistic,
+            tls_encrypt,
             timeouts,
         }
     }

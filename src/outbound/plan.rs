@@ -1,10 +1,28 @@
 //! The next-hop planner: from a recipient domain to the ordered list of
 //! hosts to try, each with its addresses and the TLS requirement the
-//! policy imposes on it (dane-rules §1–2), or the reason the domain must be
-//! deferred or rejected.
+//! policy imposes on each address (dane-rules §1–2), or the reason the
+//! domain must be deferred or rejected.
 //!
-//! The planner asks DNS through the [`Resolver`] trait and decides through
-//! `policy::decide`; it does not connect anywhere.
+//! dane-rules §2 per address, as Postfix keeps the DNSSEC status per
+//! address record:
+//! 1. A and AAAA are looked up separately; every address carries the
+//!    security of the RRset it came from. A family that does not exist
+//!    (NODATA) contributes no addresses; a family whose lookup failed
+//!    contributes none either, and the host is skipped only when no family
+//!    gave an address (with the failure as the reason, never "no host").
+//! 2. DANE applies to an address from a secure RRset, or to any address
+//!    of a host name that is a secure CNAME. TLSA records are looked up
+//!    when DANE applies to at least one address, so one family's insecure
+//!    answer (an NSEC3 denial above the iteration limit, an unsigned
+//!    zone) never takes DANE away from the other's secure addresses.
+//! 3. An address DANE applies to gets the host's requirement (§2.4: DANE
+//!    required, TLS required, or opportunistic); any other address gets
+//!    what the policy level asks without TLSA records (opportunistic under
+//!    `dane`, refused under `dane-only`).
+//!
+//! Recipient domains in U-labels are planned in their A-label form
+//! (`dns::idn`). The planner asks DNS through the [`Resolver`] trait and
+//! decides through `policy::decide`; it does not connect anywhere.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -13,6 +31,7 @@ use std::sync::Arc;
 use rand::seq::SliceRandom;
 
 use crate::config::{Config, Route};
+use crate::dns::idn::{self, BadDomain};
 use crate::dns::{Alias, DnsFailure, Lookup, Resolver, Security, Tlsa};
 use crate::policy::{self, Level, Requirement, StsStatus, StsTesting, TlsaStatus};
 use crate::sts::{self, apply::ForDomain};
@@ -39,7 +58,12 @@ impl From<crate::config::Families> for Families {
 /// Where mail for one domain goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The recipient domain in A-labels, as DNS was asked (also the
+    /// next-hop reference identifier of DANE-TA name checks).
     pub domain: String,
+    /// The same domain in U-labels where it is internationalised, for
+    /// people to read (equal to `domain` otherwise).
+    pub unicode: String,
     pub level: Level,
     /// Security of the MX RRset (secure for a static route).
     pub mx_security: Security,
@@ -71,9 +95,10 @@ pub struct Host {
     pub name: String,
     pub port: u16,
     pub preference: u16,
-    pub addresses: Vec<IpAddr>,
-    /// Security of the address records (and of any CNAME chain).
-    pub address_security: Security,
+    /// The addresses in the order to try, each with the security of the
+    /// RRset it came from and what a connection to it must achieve
+    /// (dane-rules §2 per address).
+    pub addresses: Vec<Address>,
     /// Where the host name's CNAME chain led, if it is an alias.
     pub alias: Option<Alias>,
     pub tlsa: TlsaStatus,
@@ -83,6 +108,8 @@ pub struct Host {
     /// Every TLSA record found at the base (usable or not), in a secure
     /// RRset; empty otherwise.
     pub tlsa_records: Vec<Tlsa>,
+    /// What connections to the addresses DANE applies to must achieve
+    /// (each address has its own in `addresses`).
     pub requirement: Requirement,
     /// What the domain's MTA-STS policy says about this host.
     pub sts: StsStatus,
@@ -91,12 +118,28 @@ pub struct Host {
 }
 
 impl Host {
+    /// Whether every address came from a secure RRset.
+    pub fn all_secure(&self) -> bool {
+        self.addresses.iter().all(|a| a.security.is_secure())
+    }
+
     /// The usable TLSA records.
     pub fn usable_tlsa(&self) -> impl Iterator<Item = &Tlsa> {
         self.tlsa_records
             .iter()
             .filter(|t| tlsa::usability(t).is_ok())
     }
+}
+
+/// One address of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    pub ip: IpAddr,
+    /// Security of the A or AAAA RRset it came from.
+    pub security: Security,
+    /// What a connection to it must achieve: the host's requirement when
+    /// DANE applies to it, else the policy's without TLSA records.
+    pub requirement: Requirement,
 }
 
 /// A host that cannot be used, and why.
@@ -126,6 +169,9 @@ impl fmt::Display for Skipped {
 /// Why a domain cannot be planned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
+    /// The recipient domain is not a valid (internationalised) domain name.
+    #[error("{0}")]
+    BadDomain(BadDomain),
     #[error("{0}")]
     Dns(DnsFailure),
     #[error("domain {domain} does not exist")]
@@ -137,6 +183,10 @@ pub enum PlanError {
     #[error("no usable host for {domain}: {}", join(problems))]
     NoHost {
         domain: String,
+        /// How the hosts were found, and the MX RRset's security, which
+        /// `resolve` and `check` report even when no host is usable.
+        origin: Source,
+        mx_security: Security,
         problems: Vec<Skipped>,
         /// Every problem was a definite "no such host" (not a failure).
         definite: bool,
@@ -198,14 +248,71 @@ struct Candidate {
     preference: u16,
 }
 
+/// A candidate whose addresses and TLSA records were found.
+struct Found {
+    candidate: Candidate,
+    addresses: Addresses,
+    tlsa: TlsaFound,
+}
+
+/// dane-rules §2.4 and §4 for one host, per address: the requirement of
+/// the addresses DANE applies to, and what the policy asks of the others
+/// (as if no TLSA lookup had been made), MTA-STS included.
+fn host(level: Level, mx_security: Security, sts: &ForDomain, f: Found) -> Host {
+    let Found {
+        candidate: c,
+        addresses: found,
+        tlsa,
+    } = f;
+    let sts_status = sts.status_for(&c.name);
+    let mx_secure = mx_security.is_secure();
+    let with_dane = policy::decide(level, mx_secure, tlsa.status, sts_status);
+    let without_dane = policy::decide(level, mx_secure, TlsaStatus::NotLooked, sts_status);
+    let addresses: Vec<Address> = found
+        .list
+        .iter()
+        .map(|&(ip, security)| Address {
+            ip,
+            security,
+            requirement: if found.dane_applies(security) {
+                with_dane.requirement
+            } else {
+                without_dane.requirement
+            },
+        })
+        .collect();
+    let sts_testing = if found.any_dane() {
+        with_dane.sts_testing
+    } else {
+        without_dane.sts_testing
+    };
+    Host {
+        name: c.name,
+        port: c.port,
+        preference: c.preference,
+        addresses,
+        alias: found.alias,
+        tlsa: tlsa.status,
+        tlsa_base: tlsa.base,
+        tlsa_records: tlsa.records,
+        requirement: with_dane.requirement,
+        sts: sts_status,
+        sts_testing,
+    }
+}
+
 impl Planner {
-    /// Plans delivery for `domain` (lowercase, no trailing dot).
+    /// Plans delivery for `domain` as the legacy MTA wrote it (lowercase,
+    /// U-labels or A-labels; no trailing dot). An internationalised domain
+    /// is looked up in its A-label form (`dns::idn`).
     pub async fn plan(
         &self,
         resolver: &dyn Resolver,
         config: &Config,
         domain: &str,
     ) -> Result<Plan, PlanError> {
+        let name = idn::parse(domain).map_err(PlanError::BadDomain)?;
+        let domain = name.ascii.as_str();
         let level = config.policy.level_for(domain);
         let route = config
             .routes
@@ -218,12 +325,53 @@ impl Planner {
             None if address_literal(domain).is_some() => None,
             None => Some(domain.to_owned()),
         };
-        let (source, mx_security, candidates) = match route {
+        let (source, mx_security, candidates) = self.candidates(resolver, route, domain).await?;
+        let (found, skipped) = self.lookups(resolver, level, candidates).await;
+        if found.is_empty() {
+            let definite = skipped
+                .iter()
+                .all(|s| matches!(s.reason, SkipReason::NoAddress));
+            return Err(PlanError::NoHost {
+                domain: domain.to_owned(),
+                origin: source,
+                mx_security,
+                problems: skipped,
+                definite,
+            });
+        }
+        // MTA-STS only once there is a host to deliver to.
+        let sts =
+            sts::apply::for_domain(self.sts.as_deref(), level, policy_domain.as_deref()).await;
+        let hosts = found
+            .into_iter()
+            .map(|f| host(level, mx_security, &sts, f))
+            .collect();
+        Ok(Plan {
+            domain: domain.to_owned(),
+            unicode: name.unicode,
+            level,
+            mx_security,
+            source,
+            hosts,
+            skipped,
+            sts,
+        })
+    }
+
+    /// The hosts to try: the domain's `[routes]` entry, else its MX hosts
+    /// (dane-rules §1).
+    async fn candidates(
+        &self,
+        resolver: &dyn Resolver,
+        route: Option<Route>,
+        domain: &str,
+    ) -> Result<(Source, Security, Vec<Candidate>), PlanError> {
+        match route {
             Some(Route {
                 host,
                 port,
                 mx_lookup: false,
-            }) => (
+            }) => Ok((
                 Source::Route,
                 Security::Secure,
                 vec![Candidate {
@@ -231,7 +379,7 @@ impl Planner {
                     port,
                     preference: 0,
                 }],
-            ),
+            )),
             Some(Route {
                 host,
                 port,
@@ -240,23 +388,30 @@ impl Planner {
                 let (src, sec, c) = self.mx_candidates(resolver, &host, port).await?;
                 // The route itself is local config; the MX lookup of its
                 // host keeps its own security.
-                (
-                    if src == Source::Mx {
-                        Source::Route
-                    } else {
-                        src
-                    },
-                    sec,
-                    c,
-                )
+                let src = if src == Source::Mx {
+                    Source::Route
+                } else {
+                    src
+                };
+                Ok((src, sec, c))
             }
-            None => self.mx_candidates(resolver, domain, 25).await?,
-        };
-        let mut found_hosts = Vec::new();
+            None => self.mx_candidates(resolver, domain, 25).await,
+        }
+    }
+
+    /// dane-rules §2.1–2.2 for each candidate: its addresses and TLSA
+    /// records, or why it is skipped.
+    async fn lookups(
+        &self,
+        resolver: &dyn Resolver,
+        level: Level,
+        candidates: Vec<Candidate>,
+    ) -> (Vec<Found>, Vec<Skipped>) {
+        let mut found = Vec::new();
         let mut skipped = Vec::new();
         for c in candidates.into_iter().take(self.max_hosts) {
-            let found = match self.addresses(resolver, &c.name).await {
-                Ok(found) => found,
+            let addresses = match self.addresses(resolver, &c.name).await {
+                Ok(a) => a,
                 Err(reason) => {
                     skipped.push(Skipped {
                         name: c.name,
@@ -266,7 +421,7 @@ impl Planner {
                 }
             };
             let tlsa = if level.wants_tlsa() {
-                match self.tlsa(resolver, &c.name, c.port, &found).await {
+                match self.tlsa(resolver, &c.name, c.port, &addresses).await {
                     Ok(t) => t,
                     Err(e) => {
                         skipped.push(Skipped {
@@ -279,52 +434,13 @@ impl Planner {
             } else {
                 TlsaFound::not_looked()
             };
-            found_hosts.push((c, found, tlsa));
-        }
-        if found_hosts.is_empty() {
-            let definite = skipped
-                .iter()
-                .all(|s| matches!(s.reason, SkipReason::NoAddress));
-            return Err(PlanError::NoHost {
-                domain: domain.to_owned(),
-                problems: skipped,
-                definite,
+            found.push(Found {
+                candidate: c,
+                addresses,
+                tlsa,
             });
         }
-        // MTA-STS only once there is a host to deliver to.
-        let sts =
-            sts::apply::for_domain(self.sts.as_deref(), level, policy_domain.as_deref()).await;
-        let hosts = found_hosts
-            .into_iter()
-            .map(|(c, found, tlsa)| {
-                let sts_status = sts.status_for(&c.name);
-                let decision =
-                    policy::decide(level, mx_security.is_secure(), tlsa.status, sts_status);
-                Host {
-                    name: c.name,
-                    port: c.port,
-                    preference: c.preference,
-                    addresses: found.addresses,
-                    address_security: found.security,
-                    alias: found.alias,
-                    tlsa: tlsa.status,
-                    tlsa_base: tlsa.base,
-                    tlsa_records: tlsa.records,
-                    requirement: decision.requirement,
-                    sts: sts_status,
-                    sts_testing: decision.sts_testing,
-                }
-            })
-            .collect();
-        Ok(Plan {
-            domain: domain.to_owned(),
-            level,
-            mx_security,
-            source,
-            hosts,
-            skipped,
-            sts,
-        })
+        (found, skipped)
     }
 
     /// dane-rules §1: MX lookup, sorting, shuffling, implicit and null MX.
@@ -400,12 +516,13 @@ impl Planner {
         if name.parse::<IpAddr>().is_ok() {
             return Ok(TlsaFound::not_looked());
         }
-        let secure_alias = found.alias.as_ref().filter(|a| a.secure);
-        if !found.security.is_secure() && secure_alias.is_none() {
-            // Insecure addresses: no TLSA lookup at all, so that unsigned
-            // zones which fail on unknown types cannot block delivery.
+        if !found.any_dane() {
+            // No address DANE applies to: no TLSA lookup at all, so that
+            // unsigned zones which fail on unknown types cannot block
+            // delivery.
             return Ok(TlsaFound::not_looked());
         }
+        let secure_alias = found.alias.as_ref().filter(|a| a.secure);
         let mut bases = Vec::new();
         if let Some(a) = secure_alias {
             bases.push(a.name.clone());
@@ -449,29 +566,32 @@ impl Planner {
         })
     }
 
-    /// dane-rules §2.1: A and AAAA of one host.
+    /// dane-rules §2.1, per address: A and AAAA of one host, each address
+    /// with the security of its own RRset. A family whose lookup failed
+    /// contributes no addresses (as in Postfix); the host is skipped only
+    /// when no family gave an address, with the failure when there was
+    /// one (a failure never counts as "no such host").
     async fn addresses(
         &self,
         resolver: &dyn Resolver,
         name: &str,
     ) -> Result<Addresses, SkipReason> {
         if let Ok(ip) = name.parse::<IpAddr>() {
+            // An address literal (a route or the recipient domain) comes
+            // from local configuration or the envelope, not from DNS.
             return Ok(Addresses {
-                addresses: vec![ip],
-                security: Security::Secure,
+                list: vec![(ip, Security::Secure)],
                 alias: None,
             });
         }
-        let mut addresses = Vec::new();
-        let mut security = Security::Secure;
+        let mut list = Vec::new();
         let mut failure = None;
         let mut alias = None;
         if self.families != Families::Ipv4Only {
             match resolver.ipv6(name).await {
                 Ok(l) => {
-                    security = security.and(l.security());
                     alias = alias.or_else(|| canonical(&l));
-                    addresses.extend(l.records().iter().map(|a| IpAddr::V6(*a)));
+                    list.extend(l.records().iter().map(|a| (IpAddr::V6(*a), l.security())));
                 }
                 Err(e) => failure = Some(e),
             }
@@ -479,34 +599,37 @@ impl Planner {
         if self.families != Families::Ipv6Only {
             match resolver.ipv4(name).await {
                 Ok(l) => {
-                    security = security.and(l.security());
                     alias = alias.or_else(|| canonical(&l));
-                    addresses.extend(l.records().iter().map(|a| IpAddr::V4(*a)));
+                    list.extend(l.records().iter().map(|a| (IpAddr::V4(*a), l.security())));
                 }
                 Err(e) => failure = Some(e),
             }
         }
-        if let Some(e) = failure {
-            // A failed lookup never counts as "no such record": the host
-            // is skipped with the failure remembered.
-            return Err(SkipReason::Dns(e));
+        if list.is_empty() {
+            return Err(failure.map_or(SkipReason::NoAddress, SkipReason::Dns));
         }
-        if addresses.is_empty() {
-            return Err(SkipReason::NoAddress);
-        }
-        Ok(Addresses {
-            addresses,
-            security,
-            alias,
-        })
+        Ok(Addresses { list, alias })
     }
 }
 
-/// A host's addresses and how they were found.
+/// A host's addresses, each with the security of its RRset, and where
+/// the host name's CNAME chain led.
 struct Addresses {
-    addresses: Vec<IpAddr>,
-    security: Security,
+    list: Vec<(IpAddr, Security)>,
     alias: Option<Alias>,
+}
+
+impl Addresses {
+    /// dane-rules §2.1: TLSA records apply to connections to an address
+    /// from a secure RRset, or to any address of a name that is a secure
+    /// CNAME (its TLSA records are then asked at the alias).
+    fn dane_applies(&self, security: Security) -> bool {
+        security.is_secure() || self.alias.as_ref().is_some_and(|a| a.secure)
+    }
+
+    fn any_dane(&self) -> bool {
+        self.list.iter().any(|&(_, s)| self.dane_applies(s))
+    }
 }
 
 fn canonical<T>(l: &Lookup<T>) -> Option<Alias> {
@@ -674,6 +797,10 @@ pub(crate) mod tests {
         Planner::default().plan(&lab(), config, domain).await
     }
 
+    fn ips(h: &Host) -> Vec<IpAddr> {
+        h.addresses.iter().map(|a| a.ip).collect()
+    }
+
     #[tokio::test]
     async fn mx_hosts_in_preference_order_with_both_families() {
         let p = plan("two.example", &Config::default()).await.unwrap();
@@ -681,7 +808,7 @@ pub(crate) mod tests {
         let names: Vec<_> = p.hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["mx1.two.example", "mx2.two.example"]);
         assert_eq!(
-            p.hosts[1].addresses,
+            ips(&p.hosts[1]),
             vec![
                 "2001:db8::2".parse::<IpAddr>().unwrap(),
                 "192.0.2.2".parse().unwrap()
@@ -736,6 +863,38 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn internationalised_domains_are_looked_up_in_a_labels() {
+        let mut r = lab();
+        r.mx.insert(
+            "xn--bcher-kva.example".into(),
+            records(vec![mx(10, "mx.xn--bcher-kva.example")]),
+        );
+        r.a.insert(
+            "mx.xn--bcher-kva.example".into(),
+            records(vec![Ipv4Addr::new(192, 0, 2, 44)]),
+        );
+        for written in ["bücher.example", "xn--bcher-kva.example"] {
+            let p = Planner::default()
+                .plan(&r, &Config::default(), written)
+                .await
+                .unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert_eq!(p.domain, "xn--bcher-kva.example", "{written}");
+            assert_eq!(p.unicode, "bücher.example", "{written}");
+            assert_eq!(p.hosts[0].name, "mx.xn--bcher-kva.example");
+        }
+        match Planner::default()
+            .plan(&r, &Config::default(), "bü\u{0}cher.example")
+            .await
+        {
+            Err(PlanError::BadDomain(e)) => assert_eq!(
+                e.to_string(),
+                "recipient domain bü\\u{0}cher.example is not a valid domain name: label bü\\u{0}cher: \\u{0} (U+0000) is not allowed in a domain name"
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn equal_preferences_are_shuffled() {
         let mut r = TableResolver::default();
         let hosts: Vec<String> = (0..6).map(|i| format!("mx{i}.eq.example")).collect();
@@ -770,7 +929,7 @@ pub(crate) mod tests {
         assert_eq!(p.mx_security, Security::Secure);
         assert_eq!(p.hosts[0].port, 2525);
         assert_eq!(
-            p.hosts[0].addresses,
+            ips(&p.hosts[0]),
             vec!["192.0.2.55".parse::<IpAddr>().unwrap()]
         );
     }
@@ -787,7 +946,7 @@ pub(crate) mod tests {
         assert!(p
             .hosts
             .iter()
-            .all(|h| h.addresses.iter().all(|a| a.is_ipv4())));
+            .all(|h| h.addresses.iter().all(|a| a.ip.is_ipv4())));
     }
 
     #[tokio::test]
@@ -795,7 +954,7 @@ pub(crate) mod tests {
         let p = plan("[192.0.2.3]", &Config::default()).await.unwrap();
         assert_eq!(p.source, Source::Literal);
         assert_eq!(
-            p.hosts[0].addresses,
+            ips(&p.hosts[0]),
             vec!["192.0.2.3".parse::<IpAddr>().unwrap()]
         );
         assert_eq!(
@@ -823,7 +982,7 @@ mod tlsa_rules {
     use super::*;
     use crate::dns::{FailureKind, LookupResult, Mx};
     use crate::policy::RefuseReason;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn sec<T>(records: Vec<T>) -> LookupResult<T> {
         Ok(Lookup::Records {
@@ -861,7 +1020,7 @@ mod tlsa_rules {
         Err(DnsFailure {
             name: name.into(),
             rtype,
-            kind: FailureKind::Bogus,
+            kind: FailureKind::Bogus(None),
         })
     }
     fn ee() -> Tlsa {
@@ -1114,6 +1273,151 @@ mod tlsa_rules {
             assert_eq!(
                 (h.tlsa, h.tlsa_base.as_deref(), h.requirement),
                 (status, base, requirement),
+                "{domain} under {level}"
+            );
+        }
+    }
+
+    const IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x25);
+
+    /// Per-address domains: `mx.D` with the given A and AAAA answers and
+    /// a secure, usable TLSA record.
+    fn families_lab() -> TableResolver {
+        let mut r = lab();
+        let rows: [(&str, LookupResult<Ipv4Addr>, LookupResult<Ipv6Addr>); 6] = [
+            (
+                "aaaa-nodata-insecure.example",
+                sec(vec![IP]),
+                nodata(Security::Insecure),
+            ),
+            ("aaaa-insecure.example", sec(vec![IP]), insec(vec![IP6])),
+            ("a-insecure.example", insec(vec![IP]), sec(vec![IP6])),
+            (
+                "aaaa-fails.example",
+                sec(vec![IP]),
+                fail("mx.aaaa-fails.example", "AAAA"),
+            ),
+            ("both-insecure.example", insec(vec![IP]), insec(vec![IP6])),
+            ("both-secure.example", sec(vec![IP]), sec(vec![IP6])),
+        ];
+        for (d, a, aaaa) in rows {
+            domain(
+                &mut r,
+                d,
+                false,
+                a,
+                vec![(&format!("_25._tcp.mx.{d}"), sec(vec![ee()]))],
+            );
+            r.aaaa.insert(format!("mx.{d}"), aaaa);
+        }
+        r
+    }
+
+    /// (domain, policy, each address in the order tried: address,
+    /// security, requirement)
+    type PerAddress = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, Security, Requirement)],
+    );
+
+    const PER_ADDRESS: &[PerAddress] = &[
+        (
+            "aaaa-nodata-insecure.example",
+            "dane",
+            &[("192.0.2.25", Security::Secure, Requirement::DaneRequired)],
+        ),
+        (
+            "aaaa-insecure.example",
+            "dane",
+            &[
+                (
+                    "2001:db8::25",
+                    Security::Insecure,
+                    Requirement::Opportunistic,
+                ),
+                ("192.0.2.25", Security::Secure, Requirement::DaneRequired),
+            ],
+        ),
+        (
+            "aaaa-insecure.example",
+            "dane-only",
+            &[
+                (
+                    "2001:db8::25",
+                    Security::Insecure,
+                    Requirement::Refuse(RefuseReason::NoSecureTlsa),
+                ),
+                ("192.0.2.25", Security::Secure, Requirement::DaneRequired),
+            ],
+        ),
+        (
+            "a-insecure.example",
+            "dane",
+            &[
+                ("2001:db8::25", Security::Secure, Requirement::DaneRequired),
+                ("192.0.2.25", Security::Insecure, Requirement::Opportunistic),
+            ],
+        ),
+        (
+            "aaaa-fails.example",
+            "dane",
+            &[("192.0.2.25", Security::Secure, Requirement::DaneRequired)],
+        ),
+        (
+            "both-insecure.example",
+            "dane",
+            &[
+                (
+                    "2001:db8::25",
+                    Security::Insecure,
+                    Requirement::Opportunistic,
+                ),
+                ("192.0.2.25", Security::Insecure, Requirement::Opportunistic),
+            ],
+        ),
+        (
+            "both-insecure.example",
+            "encrypt",
+            &[
+                ("2001:db8::25", Security::Insecure, Requirement::TlsRequired),
+                ("192.0.2.25", Security::Insecure, Requirement::TlsRequired),
+            ],
+        ),
+        (
+            "both-secure.example",
+            "dane",
+            &[
+                ("2001:db8::25", Security::Secure, Requirement::DaneRequired),
+                ("192.0.2.25", Security::Secure, Requirement::DaneRequired),
+            ],
+        ),
+    ];
+
+    #[tokio::test]
+    async fn per_address_rules() {
+        let r = families_lab();
+        for &(domain, level, want) in PER_ADDRESS {
+            let config = Config::parse(&format!("[policy]\ndefault = \"{level}\"\n"), "t").unwrap();
+            let plan = Planner::default().plan(&r, &config, domain).await;
+            let plan = plan.unwrap_or_else(|e| panic!("{domain}/{level}: {e}"));
+            let got: Vec<(String, Security, Requirement)> = plan.hosts[0]
+                .addresses
+                .iter()
+                .map(|a| (a.ip.to_string(), a.security, a.requirement))
+                .collect();
+            let want: Vec<(String, Security, Requirement)> = want
+                .iter()
+                .map(|&(ip, s, q)| (ip.to_owned(), s, q))
+                .collect();
+            assert_eq!(got, want, "{domain} under {level}");
+            // The TLSA records are looked up (and usable) whenever DANE
+            // applies to one address.
+            let any_secure = want.iter().any(|(_, s, _)| s.is_secure());
+            let looked = plan.hosts[0].tlsa != TlsaStatus::NotLooked;
+            assert_eq!(
+                looked,
+                any_secure && level.starts_with("dane"),
                 "{domain} under {level}"
             );
         }

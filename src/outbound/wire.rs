@@ -11,7 +11,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -139,11 +138,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 Err(cause) => return Err(self.protocol(stage, cause)),
             }
             self.rbuf.reserve(READ_CHUNK);
-            match timeout(Duration::ZERO, self.io.read_buf(&mut self.rbuf)).await {
-                Err(_) => return Ok(None),
-                Ok(Ok(0)) => return Err(self.lost(stage, "connection closed by server".into())),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(self.lost(stage, e.to_string())),
+            match poll_once(self.io.read_buf(&mut self.rbuf)) {
+                None => return Ok(None),
+                Some(Ok(0)) => return Err(self.lost(stage, "connection closed by server".into())),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(self.lost(stage, e.to_string())),
             }
         }
     }
@@ -216,11 +215,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             return Quiet::Spoke;
         }
         self.rbuf.reserve(READ_CHUNK);
-        match timeout(Duration::ZERO, self.io.read_buf(&mut self.rbuf)).await {
+        match poll_once(self.io.read_buf(&mut self.rbuf)) {
             // Nothing to read yet: the quiet state we want.
-            Err(_) => Quiet::Yes,
-            Ok(Ok(n)) if n > 0 => Quiet::Spoke,
-            Ok(_) => Quiet::Closed,
+            None => Quiet::Yes,
+            Some(Ok(n)) if n > 0 => Quiet::Spoke,
+            Some(_) => Quiet::Closed,
         }
     }
 
@@ -261,5 +260,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             stage,
             cause,
         }
+    }
+}
+
+/// Polls `f` once, now, without waiting: `None` when it is not ready. A
+/// zero timeout would do the same but wait for the timer's next tick
+/// (about a millisecond), several times per message.
+fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
     }
 }

@@ -27,6 +27,7 @@ use rustls::{ClientConfig, SignatureAlgorithm, SignatureScheme};
 
 use super::dane::DaneVerifier;
 use super::record::Recorder;
+use super::version::TlsVersion;
 use super::UnauthenticatedVerifier;
 
 /// The crypto provider danegate uses everywhere.
@@ -110,10 +111,29 @@ enum Resume {
     Never,
 }
 
-/// The one builder: TLS 1.3 and 1.2 around `verifier`, TLS 1.2 suites
-/// limited to those signing with `keys`' algorithm, no client
-/// certificate.
-fn build(verifier: Arc<dyn ServerCertVerifier>, keys: Keys, resume: Resume) -> Arc<ClientConfig> {
+/// The protocol versions rustls offers above a floor (`[tls]
+/// min_version`): TLS 1.3 and 1.2, or TLS 1.3 alone. rustls speaks
+/// nothing older; a floor below TLS 1.2 matters to the legacy engine only.
+fn versions(floor: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    static TLS13_AND_12: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
+    if floor >= TlsVersion::Tls1_3 {
+        &TLS13_ONLY
+    } else {
+        &TLS13_AND_12
+    }
+}
+
+/// The one builder: TLS 1.3 and 1.2 (or 1.3 alone above a floor of 1.3)
+/// around `verifier`, TLS 1.2 suites limited to those signing with
+/// `keys`' algorithm, no client certificate.
+fn build(
+    verifier: Arc<dyn ServerCertVerifier>,
+    keys: Keys,
+    resume: Resume,
+    floor: TlsVersion,
+) -> Arc<ClientConfig> {
     let mut provider = (*provider()).clone();
     if let Some(alg) = keys.algorithm() {
         provider
@@ -121,7 +141,7 @@ fn build(verifier: Arc<dyn ServerCertVerifier>, keys: Keys, resume: Resume) -> A
             .retain(|s| s.usable_for_signature_algorithm(alg));
     }
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions(floor))
         .expect("ring supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
@@ -135,35 +155,54 @@ fn build(verifier: Arc<dyn ServerCertVerifier>, keys: Keys, resume: Resume) -> A
 /// A client configuration (TLS 1.2 and 1.3) around a verifier. Session
 /// resumption uses rustls's in-memory store, shared by every connection
 /// made with the returned configuration.
-pub fn client_config(verifier: Arc<dyn ServerCertVerifier>) -> Arc<ClientConfig> {
-    build(verifier, Keys::Any, Resume::Shared)
+pub fn client_config(
+    verifier: Arc<dyn ServerCertVerifier>,
+    floor: TlsVersion,
+) -> Arc<ClientConfig> {
+    build(verifier, Keys::Any, Resume::Shared, floor)
 }
 
-/// The opportunistic client configuration.
-pub fn opportunistic_config() -> Arc<ClientConfig> {
-    client_config(Arc::new(UnauthenticatedVerifier::new(provider())))
+/// The configuration for TLS without authentication, from `floor` on:
+/// opportunistic TLS (`[tls] opportunistic_min_version`) or TLS required
+/// without authentication (`[tls] min_version`).
+pub fn opportunistic_config(floor: TlsVersion) -> Arc<ClientConfig> {
+    client_config(Arc::new(UnauthenticatedVerifier::new(provider())), floor)
 }
 
-/// A configuration for one DANE connection. Session resumption is off:
-/// a resumed session skips certificate verification, and every DANE
-/// connection must match its TLSA records afresh (they may have changed).
-pub fn dane_config(verifier: Arc<DaneVerifier>) -> Arc<ClientConfig> {
-    build(verifier, Keys::Any, Resume::Never)
+/// A configuration for one DANE connection, from `floor` (`[tls]
+/// min_version`) on. Session resumption is off: a resumed session skips
+/// certificate verification, and every DANE connection must match its
+/// TLSA records afresh (they may have changed).
+pub fn dane_config(verifier: Arc<DaneVerifier>, floor: TlsVersion) -> Arc<ClientConfig> {
+    build(verifier, Keys::Any, Resume::Never, floor)
 }
 
 /// A configuration for one MTA-STS connection around its verifier
 /// (`webpki::StsVerifier`): TLS 1.2 and 1.3 (RFC 8461 §4.2 asks for 1.2
-/// or later), no session resumption (a resumed session skips the
-/// certificate check).
-pub fn sts_config(verifier: Arc<super::webpki::StsVerifier>) -> Arc<ClientConfig> {
-    build(verifier, Keys::Any, Resume::Never)
+/// or later; TLS 1.3 alone above a `floor` of 1.3), no session resumption
+/// (a resumed session skips the certificate check).
+pub fn sts_config(
+    verifier: Arc<super::webpki::StsVerifier>,
+    floor: TlsVersion,
+) -> Arc<ClientConfig> {
+    build(
+        verifier,
+        Keys::Any,
+        Resume::Never,
+        floor.max(TlsVersion::Tls1_2),
+    )
 }
 
 /// The configuration of HTTPS policy fetches around a WebPKI verifier
 /// (by value: the HTTP client takes ownership); resumption as rustls
 /// keeps it per configuration.
 pub fn https_config(verifier: Arc<dyn ServerCertVerifier>) -> ClientConfig {
-    Arc::unwrap_or_clone(build(verifier, Keys::Any, Resume::Shared))
+    Arc::unwrap_or_clone(build(
+        verifier,
+        Keys::Any,
+        Resume::Shared,
+        TlsVersion::Tls1_2,
+    ))
 }
 
 /// A configuration for one handshake of the `check` command: the
@@ -171,7 +210,7 @@ pub fn https_config(verifier: Arc<dyn ServerCertVerifier>) -> ClientConfig {
 /// shows no certificate).
 pub fn probe_config(recorder: Arc<Recorder>) -> Arc<ClientConfig> {
     let keys = recorder.keys();
-    build(recorder, keys, Resume::Never)
+    build(recorder, keys, Resume::Never, TlsVersion::Tls1_2)
 }
 
 #[cfg(test)]
@@ -189,6 +228,20 @@ mod tests {
     }
 
     #[test]
+    fn a_floor_of_tls13_offers_tls13_alone() {
+        let offered = |floor| {
+            versions(floor)
+                .iter()
+                .map(|v| format!("{:?}", v.version))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offered(TlsVersion::Tls1_3), ["TLSv1_3"]);
+        for floor in [TlsVersion::Tls1_0, TlsVersion::Tls1_1, TlsVersion::Tls1_2] {
+            assert_eq!(offered(floor), ["TLSv1_3", "TLSv1_2"]);
+        }
+    }
+
+    #[test]
     fn configurations_differ_only_where_they_must() {
         let all: Vec<String> = provider()
             .cipher_suites
@@ -200,13 +253,11 @@ mod tests {
             mx_host: "mx.example".into(),
             nexthop: "example".into(),
         };
-        let opportunistic = opportunistic_config();
-        let dane = dane_config(Arc::new(DaneVerifier::new(
-            Vec::new(),
-            25,
-            names,
-            provider(),
-        )));
+        let opportunistic = opportunistic_config(TlsVersion::Tls1_0);
+        let dane = dane_config(
+            Arc::new(DaneVerifier::new(Vec::new(), 25, names, provider())),
+            TlsVersion::Tls1_2,
+        );
         let any = probe_config(Arc::new(Recorder::new(Keys::Any)));
         let ecdsa = probe_config(Arc::new(Recorder::new(Keys::Ecdsa)));
         for config in [&opportunistic, &dane, &any] {

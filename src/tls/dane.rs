@@ -253,7 +253,7 @@ pub fn select_records(records: &[Tlsa]) -> Vec<Tlsa> {
 /// Pure check, no I/O: `records` are the host's TLSA records (unusable
 /// ones are dropped and digest agility applied here), the chain is as
 /// presented (leaf first, then the rest in any order). Path signatures are
-/// checked with rustls-webpki's *ring* algorithms.
+/// checked with [`crate::tls::chain_algs::chain_algorithms`].
 pub fn verify_chain(
     records: &[Tlsa],
     port: u16,
@@ -263,7 +263,7 @@ pub fn verify_chain(
     now: UnixTime,
 ) -> Result<DaneMatch, DaneFailure> {
     verify_chain_with(
-        webpki::ALL_VERIFICATION_ALGS,
+        super::chain_algs::chain_algorithms(),
         records,
         port,
         names,
@@ -539,8 +539,7 @@ enum Verdict {
 /// The rustls verifier for a host that requires DANE. Make one per
 /// connection: it remembers the verdict of the last chain it judged.
 ///
-/// The chain is judged by [`verify_chain`] (with the provider's signature
-/// algorithms); a failure becomes
+/// The chain is judged by [`verify_chain`]; a failure becomes
 /// `rustls::Error::InvalidCertificate(CertificateError::Other(..))`
 /// carrying the [`DaneFailure`]. The handshake signatures are always
 /// verified by the crypto provider.
@@ -611,8 +610,10 @@ impl ServerCertVerifier for DaneVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // The reference identifiers come from the records' owner, not from
         // the SNI rustls was given.
+        // Paths are judged with the same algorithms whichever engine runs
+        // the handshake (the legacy engine calls this method too).
         let result = verify_chain_with(
-            self.provider.signature_verification_algorithms.all,
+            super::chain_algs::chain_algorithms(),
             &self.records,
             self.port,
             &self.names,

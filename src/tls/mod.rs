@@ -12,8 +12,15 @@
 //!   HTTPS configuration of policy fetches, the MX certificate verifier).
 //! - [`tlsa`]: TLSA record semantics (usability, what a record's data is
 //!   for a certificate or key).
-//! - [`stream`]: the STARTTLS stream and its handshake; [`state`]: how a
-//!   connection was protected, for logs and metrics.
+//! - [`stream`]: the STARTTLS stream and its handshake with either TLS
+//!   engine; [`state`]: how a connection was protected (and by which
+//!   engine), for logs and metrics.
+//! - The legacy engine: [`legacy`] (OpenSSL, for servers rustls has nothing
+//!   in common with, judged by the same verifiers), [`fallback`] (when a
+//!   failed rustls handshake may be repeated with it), [`keys`] (the key
+//!   types rustls with *ring* verifies), [`chain_algs`] (the signature
+//!   algorithms certificate paths are verified with, by both engines),
+//!   [`version`] (protocol versions as `[tls]` names them).
 //!
 //! Every verifier delegates the handshake signature checks to the crypto
 //! provider, always: a server must prove it holds the key of the
@@ -27,7 +34,10 @@
 /// struct has a `provider: Arc<CryptoProvider>` field: every signature
 /// (TLS 1.2 and 1.3) is checked with the provider's algorithms, so a
 /// server must prove it holds the key of the certificate it presents.
-/// Every verifier uses this one definition.
+/// A signature that fails with a key type the provider does not verify
+/// (RSA below 2048 bits, P-521, ...) is reported as
+/// [`keys::UnsupportedKey`], not as a bad signature: the legacy engine
+/// can check it ([`fallback`]). Every verifier uses this one definition.
 ///
 /// `handshake_signatures_verified!(offering allows)` offers (in the
 /// ClientHello) only the schemes for which the verifier's method
@@ -70,6 +80,7 @@ macro_rules! handshake_signatures_verified {
                 dss,
                 &self.provider.signature_verification_algorithms,
             )
+            .map_err(|e| $crate::tls::keys::unsupported_or(cert, e))
         }
 
         fn verify_tls13_signature(
@@ -84,18 +95,26 @@ macro_rules! handshake_signatures_verified {
                 dss,
                 &self.provider.signature_verification_algorithms,
             )
+            .map_err(|e| $crate::tls::keys::unsupported_or(cert, e))
         }
     };
 }
 pub(crate) use handshake_signatures_verified;
 
+pub mod chain_algs;
 pub mod config;
 pub mod dane;
+pub mod fallback;
+pub mod keys;
+pub mod legacy;
 pub mod opportunistic;
 pub mod record;
 pub mod state;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod testpki;
 pub mod tlsa;
+pub mod version;
 pub mod webpki;
 
 pub use config::{client_config, dane_config, opportunistic_config, probe_config, provider, Keys};
@@ -105,4 +124,4 @@ pub use opportunistic::UnauthenticatedVerifier;
 pub use rustls::pki_types;
 pub use rustls::pki_types::{CertificateDer, UnixTime};
 pub use rustls::ClientConfig;
-pub use state::TlsState;
+pub use state::{Engine, Session, TlsState};

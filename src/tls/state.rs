@@ -1,45 +1,76 @@
 //! How an outbound connection was protected, in Postfix's vocabulary
-//! (`Verified`, `Trusted`, `Untrusted`, `Anonymous`, plaintext), and the
-//! per-connection log line that says so. Summary lines name the
+//! (`Verified`, `Trusted`, `Untrusted`, `Anonymous`, plaintext), with the
+//! TLS engine that carried it (rustls, or the legacy engine: OpenSSL), and
+//! the per-connection log line that says so. Summary lines name the
 //! mechanism that verified a connection: `verified(dane)`,
-//! `trusted(dane)`, `verified(sts)`. It records what the handshake and
-//! the verifier found; it decides nothing.
+//! `trusted(dane)`, `verified(sts)`, and `legacy` when OpenSSL carried it.
+//! It records what the handshake and the verifier found; it decides
+//! nothing.
 
 use std::fmt;
 
 use super::dane;
+
+/// Which TLS engine carried a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// rustls, the primary engine.
+    Rustls,
+    /// OpenSSL, for servers rustls has nothing in common with
+    /// ([`super::legacy`]).
+    Legacy,
+}
+
+/// The negotiated parameters of a TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub engine: Engine,
+    /// `TLSv1.3`, `TLSv1.2`, ...
+    pub protocol: String,
+    /// rustls's or OpenSSL's name of the cipher suite.
+    pub cipher: String,
+}
+
+impl Session {
+    /// `TLSv1.3 TLS13_AES_256_GCM_SHA384`, or with the legacy engine
+    /// `legacy TLSv1.2 ECDHE-RSA-AES256-SHA`: the summary line's words.
+    fn words(&self) -> String {
+        match self.engine {
+            Engine::Rustls => format!("{} {}", self.protocol, self.cipher),
+            Engine::Legacy => format!("legacy {} {}", self.protocol, self.cipher),
+        }
+    }
+
+    /// `TLSv1.3 with cipher X`, `TLSv1.2 with cipher X by the legacy TLS
+    /// engine (OpenSSL)`: the connection line's words.
+    fn phrase(&self) -> String {
+        let by = match self.engine {
+            Engine::Rustls => "",
+            Engine::Legacy => " by the legacy TLS engine (OpenSSL)",
+        };
+        format!("{} with cipher {}{by}", self.protocol, self.cipher)
+    }
+}
 
 /// How an outbound connection was protected, in Postfix's vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsState {
     /// Plaintext.
     None,
-    /// TLS without a server certificate (anonymous cipher suites; rustls
-    /// never negotiates these, the variant exists for the log vocabulary).
-    Anonymous { protocol: String, cipher: String },
+    /// TLS without a server certificate (anonymous cipher suites, which
+    /// only the legacy engine negotiates).
+    Anonymous(Session),
     /// TLS, certificate not authenticated.
-    Untrusted { protocol: String, cipher: String },
+    Untrusted(Session),
     /// DANE matched, but the MX records were not DNSSEC-signed, so the
     /// host name itself is not authenticated.
-    Trusted {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
+    Trusted { session: Session, matched: String },
     /// DANE matched and the host name came from a secure MX RRset (or a
     /// static route).
-    Verified {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
+    Verified { session: Session, matched: String },
     /// MTA-STS: the certificate is valid for the MX host name under the
     /// WebPKI, and the host is allowed by the domain's policy.
-    VerifiedSts {
-        protocol: String,
-        cipher: String,
-        matched: String,
-    },
+    VerifiedSts { session: Session, matched: String },
 }
 
 impl TlsState {
@@ -57,66 +88,71 @@ impl TlsState {
             .negotiated_cipher_suite()
             .map(|c| format!("{:?}", c.suite()))
             .unwrap_or_else(|| "unknown".into());
-        TlsState::Untrusted { protocol, cipher }
+        TlsState::Untrusted(Session {
+            engine: Engine::Rustls,
+            protocol,
+            cipher,
+        })
+    }
+
+    /// The state of an established legacy (OpenSSL) connection.
+    pub fn legacy(n: &super::legacy::Negotiated) -> TlsState {
+        let session = Session {
+            engine: Engine::Legacy,
+            protocol: n.protocol.clone(),
+            cipher: n.cipher.clone(),
+        };
+        if n.anonymous {
+            TlsState::Anonymous(session)
+        } else {
+            TlsState::Untrusted(session)
+        }
     }
 
     pub fn is_tls(&self) -> bool {
         !matches!(self, TlsState::None)
     }
 
+    /// The negotiated parameters; none for plaintext.
+    pub fn session(&self) -> Option<&Session> {
+        match self {
+            TlsState::None => None,
+            TlsState::Anonymous(s)
+            | TlsState::Untrusted(s)
+            | TlsState::Trusted { session: s, .. }
+            | TlsState::Verified { session: s, .. }
+            | TlsState::VerifiedSts { session: s, .. } => Some(s),
+        }
+    }
+
     /// The protocol and cipher suite of a TLS connection; none for
     /// plaintext.
     pub fn protocol_and_cipher(&self) -> Option<(&str, &str)> {
-        match self {
-            TlsState::Untrusted { protocol, cipher }
-            | TlsState::Anonymous { protocol, cipher }
-            | TlsState::Trusted {
-                protocol, cipher, ..
-            }
-            | TlsState::Verified {
-                protocol, cipher, ..
-            }
-            | TlsState::VerifiedSts {
-                protocol, cipher, ..
-            } => Some((protocol, cipher)),
-            TlsState::None => None,
-        }
+        self.session()
+            .map(|s| (s.protocol.as_str(), s.cipher.as_str()))
     }
 
     /// The same connection, authenticated by DANE: `Verified` when the
     /// MX host name is authenticated, `Trusted` otherwise.
     pub fn authenticated(&self, mx_secure: bool, matched: &dane::DaneMatch) -> TlsState {
-        let Some((protocol, cipher)) = self.protocol_and_cipher() else {
+        let Some(session) = self.session().cloned() else {
             return TlsState::None;
         };
-        let (protocol, cipher) = (protocol.to_owned(), cipher.to_owned());
         let matched = matched.to_string();
         if mx_secure {
-            TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            }
+            TlsState::Verified { session, matched }
         } else {
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            }
+            TlsState::Trusted { session, matched }
         }
     }
 
     /// The same connection, its certificate valid under the WebPKI for
     /// an MTA-STS policy (`matched` says for what).
     pub fn sts_verified(&self, matched: String) -> TlsState {
-        let Some((protocol, cipher)) = self.protocol_and_cipher() else {
+        let Some(session) = self.session().cloned() else {
             return TlsState::None;
         };
-        TlsState::VerifiedSts {
-            protocol: protocol.to_owned(),
-            cipher: cipher.to_owned(),
-            matched,
-        }
+        TlsState::VerifiedSts { session, matched }
     }
 
     /// The `state` label of the TLS connection metric, naming the
@@ -147,63 +183,44 @@ impl TlsState {
 
     /// The per-connection log line, e.g. "Verified TLS connection
     /// established to mx[192.0.2.1]:25: TLSv1.3 with cipher X; matched
-    /// DANE-EE 3 1 1 2c8a4f01… at depth 0".
+    /// DANE-EE 3 1 1 2c8a4f01… at depth 0", with "by the legacy TLS engine
+    /// (OpenSSL)" after the cipher when OpenSSL carried it.
     pub fn connection_line(&self, peer: &impl fmt::Display) -> String {
         match self {
             TlsState::None => format!("plaintext connection to {peer}"),
-            TlsState::Anonymous { protocol, cipher } | TlsState::Untrusted { protocol, cipher } => {
-                format!(
-                    "{} TLS connection established to {peer}: {protocol} with cipher {cipher}",
-                    self.label()
-                )
-            }
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            }
-            | TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            }
-            | TlsState::VerifiedSts {
-                protocol,
-                cipher,
-                matched,
-            } => format!(
-                "{} TLS connection established to {peer}: {protocol} with cipher {cipher}; matched {matched}",
-                self.label()
+            TlsState::Anonymous(s) | TlsState::Untrusted(s) => format!(
+                "{} TLS connection established to {peer}: {}",
+                self.label(),
+                s.phrase()
+            ),
+            TlsState::Trusted { session, matched }
+            | TlsState::Verified { session, matched }
+            | TlsState::VerifiedSts { session, matched } => format!(
+                "{} TLS connection established to {peer}: {}; matched {matched}",
+                self.label(),
+                session.phrase()
             ),
         }
     }
 }
 
 impl fmt::Display for TlsState {
+    /// The summary line's `tls=` value: `none`, `untrusted TLSv1.3 X`,
+    /// `verified(dane) legacy TLSv1.2 ECDHE-RSA-AES256-SHA (DANE-EE 3 1 1 …)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsState::None => f.write_str("none"),
-            TlsState::Anonymous { protocol, cipher } => {
-                write!(f, "anonymous {protocol} {cipher}")
+            TlsState::Anonymous(s) => write!(f, "anonymous {}", s.words()),
+            TlsState::Untrusted(s) => write!(f, "untrusted {}", s.words()),
+            TlsState::Trusted { session, matched } => {
+                write!(f, "trusted(dane) {} ({matched})", session.words())
             }
-            TlsState::Untrusted { protocol, cipher } => {
-                write!(f, "untrusted {protocol} {cipher}")
+            TlsState::Verified { session, matched } => {
+                write!(f, "verified(dane) {} ({matched})", session.words())
             }
-            TlsState::Trusted {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "trusted(dane) {protocol} {cipher} ({matched})"),
-            TlsState::Verified {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "verified(dane) {protocol} {cipher} ({matched})"),
-            TlsState::VerifiedSts {
-                protocol,
-                cipher,
-                matched,
-            } => write!(f, "verified(sts) {protocol} {cipher} ({matched})"),
+            TlsState::VerifiedSts { session, matched } => {
+                write!(f, "verified(sts) {} ({matched})", session.words())
+            }
         }
     }
 }

@@ -268,6 +268,7 @@ pub struct ConfigBuilder {
     timeouts: BTreeMap<String, String>,
     routes: Vec<(String, String)>,
     policy: Vec<String>,
+    tls: Vec<String>,
 }
 
 impl Default for ConfigBuilder {
@@ -308,7 +309,14 @@ impl ConfigBuilder {
                 .collect(),
             routes: Vec::new(),
             policy: Vec::new(),
+            tls: Vec::new(),
         }
+    }
+
+    /// Adds a raw line to `[tls]`.
+    pub fn tls(mut self, line: &str) -> Self {
+        self.tls.push(line.to_owned());
+        self
     }
 
     /// Sets `[server] key = value` (value in TOML syntax).
@@ -347,6 +355,13 @@ impl ConfigBuilder {
         if !self.policy.is_empty() {
             t.push_str("\n[policy]\n");
             for l in &self.policy {
+                t.push_str(l);
+                t.push('\n');
+            }
+        }
+        if !self.tls.is_empty() {
+            t.push_str("\n[tls]\n");
+            for l in &self.tls {
                 t.push_str(l);
                 t.push('\n');
             }
@@ -868,6 +883,39 @@ pub struct DestScript {
     pub identity: Option<Arc<CertifiedKey>>,
     /// Offer TLS 1.2 only (default: 1.3 and 1.2).
     pub tls12_only: bool,
+    /// Do the handshake with OpenSSL as this server (what rustls cannot
+    /// talk to: CBC or DHE suites only, TLS 1.1, anonymous suites, a key
+    /// that does not belong to the certificate) instead of rustls.
+    pub openssl: Option<Arc<OpensslServer>>,
+}
+
+/// An OpenSSL TLS server's settings for a [`FakeDest`].
+#[derive(Debug)]
+pub struct OpensslServer {
+    pub cert: openssl::x509::X509,
+    /// Need not belong to `cert` (as long as the public halves agree,
+    /// OpenSSL signs with it).
+    pub key: openssl::pkey::PKey<openssl::pkey::Private>,
+    pub max: Option<openssl::ssl::SslVersion>,
+    /// TLS 1.2-and-below cipher list (OpenSSL syntax).
+    pub ciphers: String,
+}
+
+impl OpensslServer {
+    fn acceptor(&self) -> openssl::ssl::SslContext {
+        use openssl::ssl::{SslContext, SslMethod, SslVersion};
+        let mut b = SslContext::builder(SslMethod::tls_server()).expect("openssl context");
+        b.set_security_level(0);
+        b.set_min_proto_version(Some(SslVersion::TLS1))
+            .expect("min version");
+        b.set_max_proto_version(self.max).expect("max version");
+        b.set_cipher_list(&self.ciphers).expect("cipher list");
+        b.set_tmp_dh(&openssl::dh::Dh::get_2048_256().expect("DH group"))
+            .expect("DH parameters");
+        b.set_private_key(&self.key).expect("private key");
+        b.set_certificate(&self.cert).expect("certificate");
+        b.build()
+    }
 }
 
 impl Default for DestScript {
@@ -898,6 +946,7 @@ impl Default for DestScript {
             hold: None,
             identity: None,
             tls12_only: false,
+            openssl: None,
         }
     }
 }
@@ -1306,7 +1355,9 @@ async fn serve(state: Arc<DestState>, tcp: TcpStream, idx: usize) {
         buf: Vec::new(),
     };
     if let Next::StartTls = converse(&state, idx, &mut wire, false).await {
-        if !state.script.break_tls {
+        if let (false, Some(server)) = (state.script.break_tls, &state.script.openssl) {
+            serve_openssl(&state, idx, wire.io, server).await;
+        } else if !state.script.break_tls {
             if let Ok(tls) = state.acceptor.clone().accept(wire.io).await {
                 let server = tls.get_ref().1;
                 let sni = server.server_name().map(str::to_owned);
@@ -1336,6 +1387,35 @@ async fn serve(state: Arc<DestState>, tcp: TcpStream, idx: usize) {
         let _ = tokio::time::timeout(Duration::from_secs(2), wire.io.shutdown()).await;
     }
     state.update(idx, |c| c.closed = true);
+}
+
+/// The TLS part of a conversation with an OpenSSL server: protocol and
+/// cipher as OpenSSL names them.
+async fn serve_openssl(state: &Arc<DestState>, idx: usize, tcp: TcpStream, server: &OpensslServer) {
+    let ctx = server.acceptor();
+    let ssl = openssl::ssl::Ssl::new(&ctx).expect("openssl session");
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).expect("openssl stream");
+    if std::pin::Pin::new(&mut tls).accept().await.is_err() {
+        return;
+    }
+    let ssl = tls.ssl();
+    let sni = ssl
+        .servername(openssl::ssl::NameType::HOST_NAME)
+        .map(str::to_owned);
+    let protocol = Some(ssl.version_str().to_owned());
+    let cipher = ssl.current_cipher().map(|c| c.name().to_owned());
+    state.update(idx, |c| {
+        c.tls = true;
+        c.sni = sni;
+        c.protocol = protocol;
+        c.cipher = cipher;
+    });
+    let mut wire = Wire {
+        io: tls,
+        buf: Vec::new(),
+    };
+    converse(state, idx, &mut wire, true).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), wire.io.shutdown()).await;
 }
 
 fn ehlo_lines(s: &DestScript, tls: bool) -> String {

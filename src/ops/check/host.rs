@@ -5,13 +5,15 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::cert::{cert_report, expiry_warnings};
-use super::probe::{describe, handshake, key_probe, probe_findings, starttls_offered, Handshake};
+use super::probe::{
+    describe, handshake, key_probe, probe_findings, starttls_offered, Handshake, Need,
+};
 use super::report::{AddressCheck, DaneReport, HostCheck, MatchReport, TlsReport, TlsaReport};
 use super::Ctx;
 use crate::dns::Tlsa;
 use crate::ops::resolve::{requirement, tlsa_status, CnameReport};
 use crate::outbound::client::{sni_for, OutboundError, Peer};
-use crate::outbound::plan::Host;
+use crate::outbound::plan::{Address, Host};
 use crate::policy::{Requirement, TlsaStatus};
 use crate::tls::dane::{select_records, verify_chain, DaneMatch, ReferenceIds};
 use crate::tls::{tlsa, CertificateDer, Keys, TlsState, UnixTime};
@@ -23,10 +25,10 @@ fn no_dane_reason(host: &Host) -> String {
         TlsaStatus::NotLooked if host.name.parse::<IpAddr>().is_ok() => {
             "an address literal has no TLSA records".to_owned()
         }
-        TlsaStatus::NotLooked => format!(
-            "its address records are not DNSSEC-signed ({}), so no TLSA lookup is made",
-            host.address_security
-        ),
+        TlsaStatus::NotLooked => {
+            "its address records are not DNSSEC-signed (insecure), so no TLSA lookup is made"
+                .to_owned()
+        }
         TlsaStatus::NoSecureTlsa => format!(
             "no DNSSEC-signed TLSA records at {tlsa_name} (none published, or not signed)"
         ),
@@ -39,14 +41,30 @@ fn no_dane_reason(host: &Host) -> String {
     }
 }
 
+/// `secure`, `insecure`, or `mixed` when the address RRsets differ.
+fn address_security(host: &Host) -> &'static str {
+    if host.all_secure() {
+        "secure"
+    } else if host.addresses.iter().all(|a| !a.security.is_secure()) {
+        "insecure"
+    } else {
+        "mixed"
+    }
+}
+
 pub(super) async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
-    let dane = host.requirement == Requirement::DaneRequired;
+    // DANE is required of the host when it is of one of its addresses
+    // (the others are checked without it, and that is a problem).
+    let dane = host
+        .addresses
+        .iter()
+        .any(|a| a.requirement == Requirement::DaneRequired);
     let used = select_records(&host.tlsa_records);
     let mut h = HostCheck {
         name: host.name.clone(),
         port: host.port,
         preference: host.preference,
-        address_security: host.address_security.to_string(),
+        address_security: address_security(host).to_owned(),
         cname: host.alias.as_ref().map(|a| CnameReport {
             target: a.name.clone(),
             secure: a.secure,
@@ -82,8 +100,18 @@ pub(super) async fn check_host(ctx: &Ctx, host: &Host) -> HostCheck {
             .problems
             .push(format!("no DANE: {}", no_dane_reason(host))),
     }
-    for ip in &host.addresses {
-        h.addresses.push(check_address(ctx, host, *ip).await);
+    for address in &host.addresses {
+        let mut a = check_address(ctx, host, address).await;
+        if dane && address.requirement != Requirement::DaneRequired {
+            // dane-rules §2 per address: a sender gives this address no
+            // DANE, so an attacker on its path can downgrade the mail.
+            a.problems.push(format!(
+                "no DANE for this address: its {} records are not DNSSEC-signed (insecure), while the host's other addresses require DANE",
+                if address.ip.is_ipv4() { "A" } else { "AAAA" }
+            ));
+            a.ok = false;
+        }
+        h.addresses.push(a);
     }
     h.ok = h.problems.is_empty() && h.addresses.iter().all(|a| a.ok);
     h
@@ -100,8 +128,9 @@ pub(super) struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    /// The judge of `host`'s addresses; `base` is its TLSA base domain.
-    fn new<'a>(ctx: &Ctx, host: &'a Host, base: String) -> Judge<'a> {
+    /// The judge of one of `host`'s addresses, which requires `requirement`;
+    /// `base` is the host's TLSA base domain.
+    fn new<'a>(ctx: &Ctx, host: &'a Host, requirement: Requirement, base: String) -> Judge<'a> {
         Judge {
             records: &host.tlsa_records,
             port: host.port,
@@ -111,7 +140,7 @@ impl Judge<'_> {
                 nexthop: ctx.domain.clone(),
             },
             now: ctx.now,
-            dane: host.requirement == Requirement::DaneRequired,
+            dane: requirement == Requirement::DaneRequired,
         }
     }
 
@@ -131,16 +160,25 @@ impl Judge<'_> {
     }
 }
 
-async fn check_address(ctx: &Ctx, host: &Host, ip: IpAddr) -> AddressCheck {
+async fn check_address(ctx: &Ctx, host: &Host, address: &Address) -> AddressCheck {
     let peer = Peer {
         host: host.name.clone(),
-        addr: SocketAddr::new(ip, host.port),
+        addr: SocketAddr::new(address.ip, host.port),
     };
     let base = host.tlsa_base.clone().unwrap_or_else(|| host.name.clone());
     let sni = sni_for(&base);
-    let judge = Judge::new(ctx, host, base);
-    let mut a = AddressCheck::new(ip);
-    let main = handshake(ctx, &peer, sni.clone(), Keys::Any).await;
+    let judge = Judge::new(ctx, host, address.requirement, base);
+    let mut a = AddressCheck::new(address.ip);
+    a.security = address.security.to_string();
+    a.requirement = requirement(address.requirement);
+    let need = Need {
+        tls_required: matches!(
+            address.requirement,
+            Requirement::DaneRequired | Requirement::TlsRequired
+        ),
+        dane: judge.dane,
+    };
+    let main = handshake(ctx, &peer, sni.clone(), Keys::Any, need).await;
     let state = conversation_findings(&main, judge.dane, &mut a);
     a.chain = main
         .chain
@@ -158,14 +196,20 @@ async fn check_address(ctx: &Ctx, host: &Host, ip: IpAddr) -> AddressCheck {
             Some(Ok(m)) if judge.dane => state.authenticated(ctx.mx_secure, m),
             _ => state.clone(),
         };
-        a.tls = Some(TlsReport::of(&authenticated, sni.clone()));
+        a.tls = Some(TlsReport::of(
+            &authenticated,
+            sni.clone(),
+            main.primary_engine_failure.clone(),
+        ));
     }
     if judge.dane {
         if let Some(Err(f)) = &verdict {
             a.problems.push(format!("certificate does not verify: {f}"));
         }
     }
-    if a.starttls == Some(true) {
+    // The key probes are made with the primary engine: an address that
+    // needs the legacy engine gets none.
+    if a.starttls == Some(true) && main.primary_engine_failure.is_none() {
         for keys in [Keys::Rsa, Keys::Ecdsa] {
             let probe = key_probe(ctx, &peer, sni.clone(), keys, &judge, &main.chain).await;
             probe_findings(&probe, &judge, &main.chain, &mut a);

@@ -21,6 +21,12 @@
 //!    check the relay's verifier uses, with the host's TLSA records and
 //!    the reference identifiers {TLSA base domain, MX host, DOMAIN}. SNI
 //!    is the TLSA base domain.
+//!    When the primary TLS engine (rustls) has no protocol version, cipher
+//!    suite, key exchange or signature algorithm in common with the server
+//!    and `[tls] legacy` is on, the handshake is made again with the
+//!    legacy engine (OpenSSL), as the relay does, at the floor the relay
+//!    would use for the host (`[tls] min_version` where TLS is required);
+//!    the report says which engine the address needed and why.
 //! 4. Two more handshakes per address, one offering only RSA signature
 //!    schemes (and only TLS 1.2 suites that sign with RSA), one offering
 //!    only ECDSA ones. A server with an RSA and an ECDSA certificate then
@@ -63,6 +69,10 @@
 //!
 //! - `domain`, `verdict` (above), `ok` (verdict is `ok`)
 //! - `dnssec`: `{validated, detail}`
+//! - `resolver`: the resolver self-test of `danegate doctor`: `{verdict:
+//!   "ok"|"warn"|"fail", findings}` (`findings`: each warning and failure,
+//!   `check server: detail`; failures are also `problems`, warnings
+//!   `warnings`)
 //! - `mx`: `{source: "mx"|"implicit-mx"|"route"|"address-literal",
 //!   security: "secure"|"insecure"}`, or null when no plan was made
 //! - `error`: why no plan was made (the reply the legacy MTA would get),
@@ -71,7 +81,8 @@
 //!   naming the host and address (`mx1.example[192.0.2.1]:25: ...`)
 //! - `skipped`: `[{name, reason}]`, MX hosts left out of the plan
 //! - `hosts`: in the order a sender tries them, each
-//!   - `name`, `port`, `preference`, `address_security`, `cname`
+//!   - `name`, `port`, `preference`, `address_security` (`secure`,
+//!     `insecure`, or `mixed` when the A and AAAA RRsets differ), `cname`
 //!     (`{target, secure}` or null), `requirement` (as `resolve` says it),
 //!     `dane` (DANE required), `ok`
 //!   - `tlsa_status`: `usable`, `all-unusable`, `none-secure` or
@@ -80,13 +91,19 @@
 //!     usable and kept by digest agility)
 //!   - `problems`: host-level ones (no DANE)
 //!   - `addresses`: each
-//!     - `address`, `family` (`ipv4`|`ipv6`), `ok`, `connected`,
+//!     - `address`, `family` (`ipv4`|`ipv6`), `security` (of its A or
+//!       AAAA RRset), `requirement` (DANE applies to addresses from secure
+//!       RRsets; an address without DANE next to ones with it is a
+//!       problem), `ok`, `connected`,
 //!       `starttls` (offered: true/false, null when the conversation ended
 //!       before EHLO), `error` (why the main handshake did not complete, or
 //!       null)
-//!     - `tls`: `{protocol, cipher, sni, authentication}` or null
-//!       (`authentication`: `Verified`, `Trusted` (DANE matched, MX not
-//!       signed) or `Untrusted`)
+//!     - `tls`: `{protocol, cipher, sni, authentication, engine,
+//!       primary_engine_failure}` or null (`authentication`: `Verified`,
+//!       `Trusted` (DANE matched, MX not signed), `Untrusted` or
+//!       `Anonymous`; `engine`: `rustls`, or `legacy` when the address
+//!       needed OpenSSL, with `primary_engine_failure` saying why rustls
+//!       could not; null otherwise)
 //!     - `chain`: the presented certificates, leaf first: `{depth,
 //!       subject, issuer, dns_names, key_algorithm (e.g. "ECDSA P-256",
 //!       "RSA 2048"), not_before, not_after, expires_in_days, spki_sha256,
@@ -97,7 +114,8 @@
 //!       selector, mtype, data, depth, from_dns, text}` (`depth` in the
 //!       verified path, 0 = leaf)
 //!     - `key_probes`: `[{algorithm: "RSA"|"ECDSA", outcome, detail,
-//!       same_as_default, leaf}]`, `outcome` one of `verified`,
+//!       same_as_default, leaf}]` (made with the primary engine; none for
+//!       an address that needs the legacy engine), `outcome` one of `verified`,
 //!       `mismatch`, `presented` (no TLSA records to judge by), `no-key`,
 //!       `failed`; `leaf` is the presented leaf (as in `chain`) or null
 //!     - `problems`, `warnings` of this address
@@ -228,7 +246,9 @@ async fn check_with_configured_dns(config: &Config, domain: &str) -> CheckReport
         },
     };
     let resolver: Arc<dyn Resolver> = built.resolver;
-    check(config, &resolver, dnssec, domain).await
+    let mut report = check(config, &resolver, dnssec, domain).await;
+    report.resolver_findings(crate::ops::doctor::examine(config).await);
+    report
 }
 
 /// Checks `domain` (lowercase, no trailing dot) through `resolver`; see
@@ -261,7 +281,19 @@ pub async fn check(
     let plan = match planner.plan(resolver.as_ref(), &config, domain).await {
         Ok(p) => p,
         Err(e) => {
-            if let PlanError::NoHost { problems, .. } = &e {
+            if let PlanError::NoHost {
+                problems,
+                origin,
+                mx_security,
+                ..
+            } = &e
+            {
+                // The MX RRset's security is reported with or without a
+                // usable host.
+                report.mx = Some(MxReport {
+                    source: source(*origin),
+                    security: mx_security.to_string(),
+                });
                 report.skipped = problems.iter().map(SkippedReport::of).collect();
             }
             let text = Failure::Plan(e).reply().to_string();
@@ -279,6 +311,7 @@ pub async fn check(
         domain: domain.to_owned(),
         mx_secure: plan.mx_security.is_secure(),
         now: UnixTime::now(),
+        tls: config.tls.clone(),
     };
     for host in &plan.hosts {
         report.hosts.push(host::check_host(&ctx, host).await);
@@ -323,4 +356,6 @@ struct Ctx {
     domain: String,
     mx_secure: bool,
     now: UnixTime,
+    /// `[tls]`: whether the legacy engine may be used, and the floors.
+    tls: crate::config::Tls,
 }

@@ -18,7 +18,9 @@ use crate::config::Timeouts;
 use crate::ops::certs::hex;
 use crate::outbound::client::{Client, Hello, OutboundError, Peer, TlsMode};
 use crate::outbound::stage::Stage;
+use crate::tls::legacy::{Floor, LegacyConfig};
 use crate::tls::record::Recorder;
+use crate::tls::stream::Connector;
 use crate::tls::{probe_config, CertificateDer, Keys, TlsState};
 
 /// One conversation up to the end of the second EHLO, then QUIT.
@@ -26,37 +28,76 @@ pub(super) struct Handshake {
     pub(super) result: Result<TlsState, OutboundError>,
     /// What the server presented (also when the handshake failed after).
     pub(super) chain: Vec<CertificateDer<'static>>,
+    /// Why the primary engine could not, when the conversation was made
+    /// again with the legacy engine.
+    pub(super) primary_engine_failure: Option<String>,
 }
 
+/// What the relay would require of the address: TLS (`[tls]
+/// min_version`), and an authenticated suite (DANE).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Need {
+    pub(super) tls_required: bool,
+    pub(super) dane: bool,
+}
+
+/// The main handshake (`Keys::Any`), with the legacy engine as the relay
+/// would use it; or a key probe (primary engine only).
 pub(super) async fn handshake(
     ctx: &Ctx,
     peer: &Peer,
     sni: Option<String>,
     keys: Keys,
+    need: Need,
 ) -> Handshake {
     let recorder = Arc::new(Recorder::new(keys));
+    let connector = Connector::primary(probe_config(recorder.clone()));
+    let result = converse(ctx, peer, sni.clone(), connector.clone()).await;
+    let mismatch = match &result {
+        Err(OutboundError::Tls { .. }) => connector.mismatch(),
+        _ => None,
+    };
+    match mismatch {
+        Some(m) if keys == Keys::Any && ctx.tls.legacy.is_on() => {
+            let recorder = Arc::new(Recorder::new(keys));
+            let legacy = Connector::legacy(LegacyConfig {
+                verifier: recorder.clone(),
+                authenticate: need.dane,
+                floor: Floor::for_policy(need.tls_required, &ctx.tls),
+            });
+            Handshake {
+                result: converse(ctx, peer, sni, legacy).await,
+                chain: recorder.chain(),
+                primary_engine_failure: Some(m.to_string()),
+            }
+        }
+        _ => Handshake {
+            result,
+            chain: recorder.chain(),
+            primary_engine_failure: None,
+        },
+    }
+}
+
+/// Greeting, EHLO, STARTTLS with `connector`, EHLO, QUIT.
+async fn converse(
+    ctx: &Ctx,
+    peer: &Peer,
+    sni: Option<String>,
+    connector: Connector,
+) -> Result<TlsState, OutboundError> {
     let hello = Hello {
         hostname: ctx.hostname.clone(),
-        tls_config: probe_config(recorder.clone()),
+        tls_config: connector,
         sni,
         tls: TlsMode::Required,
         timeouts: ctx.timeouts.clone(),
     };
-    let result = match connect(peer, &ctx.timeouts).await {
-        Ok(stream) => match Client::open(stream, peer.clone(), &hello).await {
-            Ok(client) => {
-                let state = client.tls_state().clone();
-                client.quit().await;
-                Ok(state)
-            }
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
-    Handshake {
-        result,
-        chain: recorder.chain(),
-    }
+    let stream = connect(peer, &ctx.timeouts).await?;
+    let client = Client::open(stream, peer.clone(), &hello).await?;
+    let state = client.tls_state().clone();
+    client.quit().await;
+    Ok(state)
 }
 
 async fn connect(peer: &Peer, timeouts: &Timeouts) -> Result<TcpStream, OutboundError> {
@@ -98,7 +139,11 @@ pub(super) async fn key_probe(
     default_chain: &[CertificateDer<'static>],
 ) -> Probed {
     let alg = keys.name();
-    let hs = handshake(ctx, peer, sni, keys).await;
+    let need = Need {
+        tls_required: true,
+        dane: judge.dane,
+    };
+    let hs = handshake(ctx, peer, sni, keys, need).await;
     let same_as_default = !hs.chain.is_empty()
         && default_chain.first().map(|c| c.as_ref()) == hs.chain.first().map(|c| c.as_ref());
     let leaf_chain: Vec<CertReport> = hs

@@ -7,15 +7,25 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::ops::certs::hex;
+use crate::ops::doctor::{Report as DoctorReport, Status};
 use crate::ops::resolve::{CnameReport, MxReport, SkippedReport};
 use crate::tls::dane::DaneMatch;
-use crate::tls::TlsState;
+use crate::tls::{Engine, TlsState};
 
 /// What the DNSSEC probe found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Dnssec {
     pub validated: bool,
     pub detail: String,
+}
+
+/// The resolver self-test (`danegate doctor`) as the check ran it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolverCheck {
+    /// `ok`, `warn` or `fail`.
+    pub verdict: &'static str,
+    /// Each warning and failure: `check server: detail`.
+    pub findings: Vec<String>,
 }
 
 /// The whole report (the JSON object; see the module documentation).
@@ -25,6 +35,7 @@ pub struct CheckReport {
     pub verdict: &'static str,
     pub ok: bool,
     pub dnssec: Dnssec,
+    pub resolver: Option<ResolverCheck>,
     pub mx: Option<MxReport>,
     pub error: Option<String>,
     pub problems: Vec<String>,
@@ -70,6 +81,11 @@ pub struct TlsaReport {
 pub struct AddressCheck {
     pub address: String,
     pub family: &'static str,
+    /// The security of the A or AAAA RRset it came from.
+    pub security: String,
+    /// What a sender requires of a connection to it (as `resolve` says
+    /// it): DANE applies to addresses from secure RRsets.
+    pub requirement: String,
     pub ok: bool,
     pub connected: bool,
     pub starttls: Option<bool>,
@@ -91,6 +107,10 @@ pub struct TlsReport {
     pub cipher: String,
     pub sni: Option<String>,
     pub authentication: &'static str,
+    /// `rustls`, or `legacy` (OpenSSL).
+    pub engine: &'static str,
+    /// Why rustls could not, when the address needed the legacy engine.
+    pub primary_engine_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +162,7 @@ impl CheckReport {
             verdict: "error",
             ok: false,
             dnssec,
+            resolver: None,
             mx: None,
             error: None,
             problems: Vec::new(),
@@ -159,6 +180,39 @@ impl CheckReport {
         r.problems.push(error.clone());
         r.error = Some(error);
         r
+    }
+
+    /// Records the resolver self-test: its failures are problems (the
+    /// answers the check judged by cannot be trusted), its warnings
+    /// warnings. Called before [`Self::finish`] decides the verdict.
+    pub(super) fn resolver_findings(&mut self, doctor: DoctorReport) {
+        let mut findings = Vec::new();
+        for c in &doctor.checks {
+            let server = c
+                .server
+                .as_deref()
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default();
+            let line = format!("{}{server}: {}", c.check, c.detail);
+            match c.status {
+                Status::Fail => self.problems.push(format!("resolver self-test: {line}")),
+                Status::Warn => self.warnings.push(format!("resolver self-test: {line}")),
+                Status::Ok | Status::Skip => continue,
+            }
+            findings.push(line);
+        }
+        self.resolver = Some(ResolverCheck {
+            verdict: match doctor.verdict {
+                Status::Ok | Status::Skip => "ok",
+                Status::Warn => "warn",
+                Status::Fail => "fail",
+            },
+            findings,
+        });
+        if self.verdict == "ok" && !self.problems.is_empty() {
+            self.verdict = "failed";
+            self.ok = false;
+        }
     }
 
     /// Collects the hosts' problems and warnings and decides the verdict.
@@ -202,16 +256,26 @@ pub(super) fn peer_label(host: &str, address: &str, port: u16) -> String {
 
 impl TlsReport {
     /// The `tls` object of an address, for a connection in `state`.
-    pub(super) fn of(state: &TlsState, sni: Option<String>) -> TlsReport {
+    pub(super) fn of(
+        state: &TlsState,
+        sni: Option<String>,
+        primary_engine_failure: Option<String>,
+    ) -> TlsReport {
         let (protocol, cipher) = state
             .protocol_and_cipher()
             .map(|(p, c)| (p.to_owned(), c.to_owned()))
             .unwrap_or_default();
+        let engine = match state.session().map(|s| s.engine) {
+            Some(Engine::Legacy) => "legacy",
+            _ => "rustls",
+        };
         TlsReport {
             protocol,
             cipher,
             sni,
             authentication: state.label(),
+            engine,
+            primary_engine_failure,
         }
     }
 }
@@ -237,6 +301,8 @@ impl AddressCheck {
         AddressCheck {
             address: ip.to_string(),
             family: if ip.is_ipv4() { "ipv4" } else { "ipv6" },
+            security: String::new(),
+            requirement: String::new(),
             ok: false,
             connected: false,
             starttls: None,
@@ -275,6 +341,8 @@ mod tests {
             addresses: vec![AddressCheck {
                 address: "192.0.2.1".into(),
                 family: "ipv4",
+                security: "secure".into(),
+                requirement: "DANE required".into(),
                 ok,
                 connected: true,
                 starttls: Some(true),
@@ -342,5 +410,46 @@ mod tests {
         let mut sts_broken = host(false, vec![], false);
         sts_broken.mechanism = "mta-sts";
         assert_eq!(finish(vec![sts_broken], validated()).verdict, "failed");
+    }
+
+    #[test]
+    fn resolver_self_test_findings() {
+        use crate::ops::doctor::Check;
+        let check = |name, status, detail: &str| Check {
+            check: name,
+            server: Some("127.0.0.1:53".into()),
+            status,
+            detail: detail.into(),
+        };
+        let doctor = |checks: Vec<Check>, verdict| DoctorReport {
+            verdict,
+            mode: "trust-ad",
+            nameservers: vec!["127.0.0.1:53".into()],
+            checks,
+        };
+        let mut r = CheckReport::new("example", validated());
+        r.hosts = vec![host(true, vec![], true)];
+        let mut r = r.finish();
+        r.resolver_findings(doctor(
+            vec![
+                check("udp", Status::Ok, "answered"),
+                check("local-validator", Status::Warn, "a forwarder"),
+            ],
+            Status::Warn,
+        ));
+        assert_eq!((r.verdict, r.ok), ("ok", true));
+        assert_eq!(r.resolver.as_ref().map(|x| x.verdict), Some("warn"));
+        assert!(r
+            .warnings
+            .contains(&"resolver self-test: local-validator 127.0.0.1:53: a forwarder".to_owned()));
+        r.resolver_findings(doctor(
+            vec![check("validates", Status::Fail, "does not validate")],
+            Status::Fail,
+        ));
+        assert_eq!((r.verdict, r.ok), ("failed", false));
+        assert_eq!(
+            r.problems,
+            ["resolver self-test: validates 127.0.0.1:53: does not validate"]
+        );
     }
 }

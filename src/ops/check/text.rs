@@ -10,6 +10,9 @@ impl CheckReport {
     /// The report as an operator reads it.
     pub fn text(&self) -> String {
         let mut out = format!("check {}: DNSSEC {}\n", self.domain, self.dnssec.detail);
+        if let Some(r) = &self.resolver {
+            let _ = writeln!(out, "  resolver self-test (danegate doctor): {}", r.verdict);
+        }
         if let Some(mx) = &self.mx {
             let _ = writeln!(out, "  next hops from {} ({})", mx.source, mx.security);
         }
@@ -68,13 +71,27 @@ impl HostCheck {
                 self.mta_sts, self.mechanism
             );
         }
-        let addresses: Vec<&str> = self.addresses.iter().map(|a| a.address.as_str()).collect();
-        let _ = writeln!(
-            out,
-            "    addresses ({}): {}",
-            self.address_security,
-            addresses.join(" ")
-        );
+        if self.address_security == "mixed" {
+            // Each address with its own security and, where it differs
+            // from the host's, requirement.
+            let each: Vec<String> = self
+                .addresses
+                .iter()
+                .map(|a| match a.requirement == self.requirement {
+                    true => format!("{} ({})", a.address, a.security),
+                    false => format!("{} ({}: {})", a.address, a.security, a.requirement),
+                })
+                .collect();
+            let _ = writeln!(out, "    addresses: {}", each.join(", "));
+        } else {
+            let addresses: Vec<&str> = self.addresses.iter().map(|a| a.address.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "    addresses ({}): {}",
+                self.address_security,
+                addresses.join(" ")
+            );
+        }
         if let Some(c) = &self.cname {
             let sec = if c.secure { "secure" } else { "insecure" };
             let _ = writeln!(out, "    CNAME to {} ({sec})", c.target);
@@ -122,6 +139,12 @@ impl AddressCheck {
                     "    {peer}: {verdict}: {starttls}; {} TLS, {} with cipher {}",
                     tls.authentication, tls.protocol, tls.cipher
                 );
+                if let Some(why) = &tls.primary_engine_failure {
+                    let _ = writeln!(
+                        out,
+                        "      needs the legacy TLS engine (OpenSSL): rustls: {why}"
+                    );
+                }
             }
             (None, Some(e)) => {
                 let _ = writeln!(out, "    {peer}: {verdict}: {starttls}; {e}");

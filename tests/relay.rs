@@ -1857,6 +1857,96 @@ async fn large_message_streams_through_unchanged() {
     assert!(bytes == &m[..], "content differs");
 }
 
+/// A TLS destination that reads slowly, so that danegate's writes keep
+/// finding the socket full and TLS records wait in rustls's buffer.
+fn slow_reader(chunking: bool) -> DestScript {
+    DestScript {
+        chunking,
+        read_pause: Some(Duration::from_millis(2)),
+        ..DestScript::default()
+    }
+}
+
+/// About 8.5 MB of [`large_message`] content, in wire form: more than
+/// the largest send buffer Linux gives a socket by default (4 MiB).
+fn larger_message() -> Vec<u8> {
+    large_message().repeat(12)
+}
+
+/// The legacy MTA's DATA to a slow reader, as DATA (no CHUNKING) or as
+/// BDAT (CHUNKING): every octet and the end of data must reach it, and the
+/// final reply must be its own. Through a full socket tokio-rustls leaves
+/// records of a write in rustls's buffer; whether the *last* write does
+/// depends on timing, so this end-to-end test only sometimes meets that
+/// case (as the benchmark did): `held_writes.rs` makes it certain.
+async fn data_to_a_slow_reader(chunking: bool, want: &str) {
+    let dest = FakeDest::start(slow_reader(chunking)).await;
+    let mut s = start_session(&ctx_for(&dest));
+    let c = &mut s.client;
+    c.hello(DEFAULT_MAX_SIZE).await;
+    let m = larger_message();
+    c.cmd("MAIL FROM:<sender@legacy.test>", MAIL_OK).await;
+    c.cmd("RCPT TO:<rcpt@example.test>", RCPT_OK).await;
+    c.cmd("DATA", GO_AHEAD).await;
+    let mut wire = m.clone();
+    wire.extend_from_slice(b".\r\n");
+    c.send(&wire).await;
+    c.expect(want).await;
+    c.cmd("QUIT", BYE).await;
+    let conns = dest.wait_closed(1).await;
+    let msg = &conns[0].messages[0];
+    assert!(msg.complete());
+    let want_content = Message::Data {
+        bytes: m,
+        terminated: true,
+    }
+    .content();
+    assert_eq!(msg.content().len(), want_content.len());
+    assert!(msg.content() == want_content, "content differs");
+}
+
+#[tokio::test]
+async fn data_to_a_slow_tls_reader_reaches_its_end_of_data() {
+    data_to_a_slow_reader(false, "250 2.0.0 Ok: queued as Q1").await;
+}
+
+#[tokio::test]
+async fn data_relayed_as_bdat_to_a_slow_tls_reader_reaches_bdat_last() {
+    data_to_a_slow_reader(true, "250 2.0.0 Ok: queued as Q1").await;
+}
+
+/// The legacy MTA's BDAT LAST to a slow reader, which takes BDAT or only
+/// DATA: the same, through the chunk path.
+async fn bdat_to_a_slow_reader(chunking: bool) {
+    let dest = FakeDest::start(slow_reader(chunking)).await;
+    let mut s = start_session(&ctx_for(&dest));
+    let c = &mut s.client;
+    c.hello(DEFAULT_MAX_SIZE).await;
+    let m = larger_message();
+    c.cmd("MAIL FROM:<sender@legacy.test>", MAIL_OK).await;
+    c.cmd("RCPT TO:<rcpt@example.test>", RCPT_OK).await;
+    let mut wire = format!("BDAT {} LAST\r\n", m.len()).into_bytes();
+    wire.extend_from_slice(&m);
+    c.send(&wire).await;
+    c.expect("250 2.0.0 Ok: queued as Q1").await;
+    c.cmd("QUIT", BYE).await;
+    let conns = dest.wait_closed(1).await;
+    let msg = &conns[0].messages[0];
+    assert!(msg.complete());
+    assert_eq!(msg.content().len(), m.len());
+    assert!(msg.content() == m, "content differs");
+}
+
+#[tokio::test]
+async fn bdat_to_a_slow_tls_reader_reaches_bdat_last() {
+    bdat_to_a_slow_reader(true).await;
+}
+
+#[tokio::test]
+async fn bdat_to_a_slow_tls_reader_without_chunking_reaches_its_end_of_data() {
+    bdat_to_a_slow_reader(false).await;
+}
+
 #[tokio::test]
 async fn destination_closing_mid_content_defers_after_the_client_finishes() {
     let dest = FakeDest::start(DestScript {

@@ -71,37 +71,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         self.pending.len()
     }
 
-    /// Writes everything queued, within `stage`'s timeout.
+    /// Writes everything queued, within `stage`'s timeout, and flushes the
+    /// stream even when nothing was queued: a TLS stream may still hold
+    /// records of an earlier write (tokio-rustls returns from a write once
+    /// the socket would block, with the rest in rustls's buffer), and a
+    /// reply must never be awaited for octets the server has not got.
     pub(crate) async fn flush(&mut self, stage: Stage) -> Result<(), OutboundError> {
-        if self.wbuf.is_empty() {
-            return Ok(());
-        }
+        self.write_now(&[], stage).await
+    }
+
+    /// Writes what is queued, then `bytes` (a large piece of content: no
+    /// copy into the queue), and flushes: the server gets every octet now,
+    /// not with the next write.
+    pub(crate) async fn write_now(
+        &mut self,
+        bytes: &[u8],
+        stage: Stage,
+    ) -> Result<(), OutboundError> {
         let limit = stage.timeout(&self.timeouts);
-        let (io, bytes) = (&mut self.io, &self.wbuf);
+        let (io, queued) = (&mut self.io, &self.wbuf);
         let result = timeout(limit, async move {
+            io.write_all(queued).await?;
             io.write_all(bytes).await?;
             io.flush().await
         })
         .await;
         self.wbuf.clear();
         match result {
-            Err(_) => Err(self.timed_out(stage)),
-            Ok(Err(e)) => Err(self.lost(stage, e.to_string())),
-            Ok(Ok(())) => Ok(()),
-        }
-    }
-
-    /// Writes `bytes` at once (a large piece of content: no copy into the
-    /// queue).
-    pub(crate) async fn write_now(
-        &mut self,
-        bytes: &[u8],
-        stage: Stage,
-    ) -> Result<(), OutboundError> {
-        self.flush(stage).await?;
-        let limit = stage.timeout(&self.timeouts);
-        let io = &mut self.io;
-        match timeout(limit, io.write_all(bytes)).await {
             Err(_) => Err(self.timed_out(stage)),
             Ok(Err(e)) => Err(self.lost(stage, e.to_string())),
             Ok(Ok(())) => Ok(()),

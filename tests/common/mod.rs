@@ -887,6 +887,9 @@ pub struct DestScript {
     /// talk to: CBC or DHE suites only, TLS 1.1, anonymous suites, a key
     /// that does not belong to the certificate) instead of rustls.
     pub openssl: Option<Arc<OpensslServer>>,
+    /// A slow reader: after every read (of at most 16 KiB) the server
+    /// waits this long, so that danegate's writes find the socket full.
+    pub read_pause: Option<Duration>,
 }
 
 /// An OpenSSL TLS server's settings for a [`FakeDest`].
@@ -947,6 +950,7 @@ impl Default for DestScript {
             identity: None,
             tls12_only: false,
             openssl: None,
+            read_pause: None,
         }
     }
 }
@@ -1119,9 +1123,20 @@ impl FakeDest {
     /// A destination listening on `addr` (any 127.0.0.0/8 address; port 0
     /// for a free one). Panics when the address is taken.
     pub async fn start_on(addr: SocketAddr, script: DestScript) -> FakeDest {
-        let listener = TcpListener::bind(addr)
-            .await
-            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let listener = if script.read_pause.is_some() {
+            // A slow reader's small receive buffer (no autotuning) keeps
+            // the sender's socket full.
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+            socket
+                .bind(addr)
+                .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+            socket.listen(64).expect("listen")
+        } else {
+            TcpListener::bind(addr)
+                .await
+                .unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+        };
         let addr = listener.local_addr().expect("local address");
         let acceptor = match &script.identity {
             None if !script.tls12_only => tls_acceptor(),
@@ -1301,6 +1316,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 struct Wire<S> {
     io: S,
     buf: Vec<u8>,
+    /// [`DestScript::read_pause`].
+    pause: Option<Duration>,
 }
 
 impl<S: Io> Wire<S> {
@@ -1311,6 +1328,9 @@ impl<S: Io> Wire<S> {
             Ok(0) | Err(_) => false,
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
+                if let Some(pause) = self.pause {
+                    tokio::time::sleep(pause).await;
+                }
                 true
             }
         }
@@ -1353,6 +1373,7 @@ async fn serve(state: Arc<DestState>, tcp: TcpStream, idx: usize) {
     let mut wire = Wire {
         io: tcp,
         buf: Vec::new(),
+        pause: state.script.read_pause,
     };
     if let Next::StartTls = converse(&state, idx, &mut wire, false).await {
         if let (false, Some(server)) = (state.script.break_tls, &state.script.openssl) {
@@ -1378,6 +1399,7 @@ async fn serve(state: Arc<DestState>, tcp: TcpStream, idx: usize) {
                 let mut wire = Wire {
                     io: tls,
                     buf: Vec::new(),
+                    pause: state.script.read_pause,
                 };
                 converse(&state, idx, &mut wire, true).await;
                 let _ = tokio::time::timeout(Duration::from_secs(2), wire.io.shutdown()).await;
@@ -1413,6 +1435,7 @@ async fn serve_openssl(state: &Arc<DestState>, idx: usize, tcp: TcpStream, serve
     let mut wire = Wire {
         io: tls,
         buf: Vec::new(),
+        pause: state.script.read_pause,
     };
     converse(state, idx, &mut wire, true).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), wire.io.shutdown()).await;

@@ -127,9 +127,14 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let sink = TcpListener::bind(SINK)
-            .await
+        // The receiver queues as many connections as danegate does (1024):
+        // with the standard library's 128, smtp-source's 200 sessions
+        // overflow it and the ceiling measures SYN retransmissions.
+        let sink = tokio::net::TcpSocket::new_v4().expect("socket");
+        sink.set_reuseaddr(true).expect("SO_REUSEADDR");
+        sink.bind(SINK.parse().expect("sink address"))
             .expect("bind sink 127.0.25.1:25");
+        let sink = sink.listen(1024).expect("listen on the sink");
         let ctl = TcpListener::bind(control).await.expect("bind control");
         rtt::start_proxies(&dests, SINK.parse().expect("sink address")).await;
         let c = counters.clone();

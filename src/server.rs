@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -71,12 +71,31 @@ fn session_id() -> String {
     format!("{:X}{:05X}", std::process::id() & 0xfff, n)
 }
 
+/// Connections the kernel queues for `accept` before it drops SYNs (capped
+/// by `net.core.somaxconn`). The standard library's 128 overflows when a
+/// legacy MTA opens a few hundred delivery connections at once, and every
+/// dropped SYN costs its client a one-second retransmission.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listening socket on `addr` (address reuse on, as the standard
+/// library sets it) with [`LISTEN_BACKLOG`].
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 impl Server {
     /// Binds every `server.listen` address.
     pub async fn bind(ctx: Arc<Context>) -> std::io::Result<Server> {
         let mut listeners = Vec::new();
         for addr in &ctx.config.server.listen {
-            let l = TcpListener::bind(addr).await.map_err(|e| {
+            let l = listen_on(*addr).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
             })?;
             listeners.push(l);

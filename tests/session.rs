@@ -572,3 +572,24 @@ async fn rcpt_parameters_are_checked_before_the_destination_is_asked() {
     c.cmd("RCPT TO:<rcpt>", "501 5.1.3 Bad recipient address syntax")
         .await;
 }
+
+/// An idle session costs its task's future, allocated when the session
+/// starts: what a command does (relaying, connecting, the content) is
+/// boxed only while it runs, so ten thousand idle legacy connections stay
+/// cheap. Before that the future was 13.5 KB; now about 1.7 KB.
+#[tokio::test]
+async fn an_idle_sessions_task_stays_small() {
+    let ctx = ctx();
+    let (_client, server) = tokio::io::duplex(1024);
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let session = danegate::inbound::session::Session::new(
+        server,
+        ctx,
+        "SIZE1".to_owned(),
+        CLIENT.parse().unwrap(),
+        rx,
+    );
+    let run = session.run();
+    let size = std::mem::size_of_val(&run);
+    assert!(size <= 4096, "the session future is {size} bytes");
+}

@@ -98,7 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if !self.conn.has_line() {
                 // About to wait for the client, who may be waiting for
                 // replies to commands we pipelined: give them first.
-                self.settle().await;
+                Box::pin(self.settle()).await;
                 self.no_reply_left_behind();
             }
             let idle = Stage::InboundCommand.timeout(&self.ctx.timeouts);
@@ -112,7 +112,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.conn.next_line(idle).await
             };
             let flow = match framed {
-                Ok(Framed::Line(line)) => self.line(&line).await,
+                // Boxed: a command's future (relaying, connecting, the
+                // content) is many KiB, and kept inline it would make every
+                // idle session's task that big.
+                Ok(Framed::Line(line)) => Box::pin(self.line(&line)).await,
                 Ok(Framed::TooLong) => {
                     self.answer(Answer::LineTooLong);
                     self.errors += 1;
@@ -138,7 +141,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 break;
             }
         }
-        self.finish().await
+        Box::pin(self.finish()).await
     }
 
     /// Reads the replies the destination owes for pipelined commands.

@@ -148,7 +148,7 @@ pub fn main() -> ExitCode {
 
 /// Loads the configuration (defaults without a file) and starts logging
 /// in its format. A bad configuration is logged and gives exit status 2.
-fn loaded(path: Option<&Path>) -> Result<Config, ExitCode> {
+pub(crate) fn loaded(path: Option<&Path>) -> Result<Config, ExitCode> {
     let config = match path {
         Some(p) => Config::load(p).map_err(|e| e.to_string()),
         None => Ok(Config::default()),

@@ -28,13 +28,6 @@ use danegate::outbound::Context;
 use tracing::Level;
 
 const MX: &str = "mx.example.test";
-const FROM: &str = "sender@legacy.test";
-const RCPT: &str = "rcpt@example.test";
-const MAIL_OK: &str = "250 2.1.0 Ok";
-const RCPT_OK: &str = "250 2.1.5 Ok";
-const GO_AHEAD: &str = "354 End data with <CR><LF>.<CR><LF>";
-const QUEUED: &str = "250 2.0.0 Ok: queued as Q1";
-const BYE: &str = "221 2.0.0 relay.example.net closing connection";
 const TEST_NOTE: &str = " [test mode: nothing enforced]";
 
 // ---------------------------------------------------------------------------
@@ -135,38 +128,10 @@ fn message() -> Vec<u8> {
     b"Subject: DANE\r\n\r\nHello over DANE.\r\n".to_vec()
 }
 
-/// Greets, sends MAIL FROM and RCPT TO; returns the reply to RCPT TO.
-async fn rcpt_reply<S>(c: &mut SmtpClient<S>) -> String
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    c.hello(DEFAULT_MAX_SIZE).await;
-    c.cmd(&format!("MAIL FROM:<{FROM}>"), MAIL_OK).await;
-    c.send(format!("RCPT TO:<{RCPT}>\r\n")).await;
-    c.reply().await
-}
-
-/// A session whose only recipient gets `want` to RCPT TO, then QUIT.
-async fn refused(ctx: &Arc<Context>, want: &str) {
-    let mut s = start_session(ctx);
-    let got = rcpt_reply(&mut s.client).await;
-    assert_eq!(got, want, "reply to RCPT TO");
-    s.client.cmd("QUIT", BYE).await;
-    s.ended().await;
-}
-
 /// A session delivering the test message to RCPT: every reply positive,
 /// the final dot answered with the destination's `queued as Q1`.
 async fn delivered(ctx: &Arc<Context>) {
-    let mut s = start_session(ctx);
-    let c = &mut s.client;
-    assert_eq!(rcpt_reply(c).await, RCPT_OK, "reply to RCPT TO");
-    c.cmd("DATA", GO_AHEAD).await;
-    c.send(message()).await;
-    c.send(".\r\n").await;
-    c.expect(QUEUED).await;
-    c.cmd("QUIT", BYE).await;
-    s.ended().await;
+    delivered_with(ctx, &message(), QUEUED).await
 }
 
 /// The commands of a connection that carried the test message, each with

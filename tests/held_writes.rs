@@ -15,7 +15,6 @@ mod common;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use common::bounded;
 use danegate::config::Timeouts;
@@ -186,13 +185,6 @@ fn envelope(client: Client<Holding>) -> danegate::outbound::transaction::Envelop
     env
 }
 
-/// Within a few seconds, not the end-of-data timeout.
-async fn soon<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(5), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no reply within 5 s (bytes held back?)"))
-}
-
 #[tokio::test]
 async fn the_end_of_data_is_flushed_before_its_reply_is_awaited() {
     let (client, got) = open().await;
@@ -200,20 +192,29 @@ async fn the_end_of_data_is_flushed_before_its_reply_is_awaited() {
     env.data();
     for _ in 0..2 {
         assert_eq!(
-            soon("MAIL/RCPT", env.next_reply()).await.unwrap().verdict,
+            bounded("the replies to MAIL and RCPT", env.next_reply())
+                .await
+                .unwrap()
+                .verdict,
             Verdict::Positive
         );
     }
-    let DataAnswer::GoAhead(mut content) = soon("DATA", env.data_reply()).await.unwrap() else {
+    let DataAnswer::GoAhead(mut content) = bounded("the reply to DATA", env.data_reply())
+        .await
+        .unwrap()
+    else {
         panic!("DATA refused")
     };
     // More than one hold's worth, then a small tail: the tail stays held
     // unless the wire flushes it.
     let body = [b"x".repeat(70), b"\r\n".to_vec()].concat().repeat(100);
     content.send(&body).await.unwrap();
-    let finished = soon("the final dot", content.finish(b"tail\r\n.\r\n"))
-        .await
-        .unwrap();
+    let finished = bounded(
+        "the reply to the final dot (bytes held back?)",
+        content.finish(b"tail\r\n.\r\n"),
+    )
+    .await
+    .unwrap();
     assert_eq!(finished.reply.to_string(), "250 2.0.0 queued");
     assert_eq!(got.await.unwrap(), [body, b"tail\r\n".to_vec()].concat());
 }
@@ -227,7 +228,12 @@ async fn bdat_last_is_flushed_before_its_reply_is_awaited() {
     chunks.send(&first).await.unwrap();
     chunks.begin(5, true);
     chunks.send(b"last!").await.unwrap();
-    let finished = soon("BDAT LAST", chunks.finish_all()).await.unwrap();
+    let finished = bounded(
+        "the reply to BDAT LAST (bytes held back?)",
+        chunks.finish_all(),
+    )
+    .await
+    .unwrap();
     assert_eq!(finished.reply.to_string(), "250 2.0.0 queued");
     assert_eq!(got.await.unwrap(), [first, b"last!".to_vec()].concat());
 }

@@ -24,13 +24,6 @@ use openssl::x509::X509;
 use sha2::{Digest, Sha256};
 
 const MX: &str = "mx.example.test";
-const FROM: &str = "sender@legacy.test";
-const RCPT: &str = "rcpt@example.test";
-const MAIL_OK: &str = "250 2.1.0 Ok";
-const RCPT_OK: &str = "250 2.1.5 Ok";
-const GO_AHEAD: &str = "354 End data with <CR><LF>.<CR><LF>";
-const QUEUED: &str = "250 2.0.0 Ok: queued as Q1";
-const BYE: &str = "221 2.0.0 relay.example.net closing connection";
 const CBC: &str = "ECDHE-RSA-AES256-SHA";
 /// How the primary engine's failure reads against these servers.
 const NOTHING_IN_COMMON: &str = "no TLS version or cipher suite in common with the server (the primary engine offers TLSv1.2 and TLSv1.3 with ECDHE and AEAD suites only)";
@@ -136,33 +129,8 @@ fn message() -> Vec<u8> {
     b"Subject: legacy TLS\r\n\r\nHello through OpenSSL.\r\n".to_vec()
 }
 
-async fn rcpt_reply<S>(c: &mut SmtpClient<S>) -> String
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    c.hello(DEFAULT_MAX_SIZE).await;
-    c.cmd(&format!("MAIL FROM:<{FROM}>"), MAIL_OK).await;
-    c.send(format!("RCPT TO:<{RCPT}>\r\n")).await;
-    c.reply().await
-}
-
 async fn delivered(ctx: &Arc<Context>) {
-    let mut s = start_session(ctx);
-    let c = &mut s.client;
-    assert_eq!(rcpt_reply(c).await, RCPT_OK, "reply to RCPT TO");
-    c.cmd("DATA", GO_AHEAD).await;
-    c.send(message()).await;
-    c.send(".\r\n").await;
-    c.expect(QUEUED).await;
-    c.cmd("QUIT", BYE).await;
-    s.ended().await;
-}
-
-async fn refused(ctx: &Arc<Context>, want: &str) {
-    let mut s = start_session(ctx);
-    assert_eq!(rcpt_reply(&mut s.client).await, want, "reply to RCPT TO");
-    s.client.cmd("QUIT", BYE).await;
-    s.ended().await;
+    delivered_with(ctx, &message(), QUEUED).await
 }
 
 /// The rustls attempt: STARTTLS accepted, no handshake completed, nothing

@@ -163,7 +163,6 @@ fn act(point: Point, pick: u8) -> Act {
         3 => Act::reply("421 4.4.2 closing"),
         4 => Act::Close,
         5 if point == Point::EndOfData => Act::reply("250 2.0.0 ONE\n250 2.0.0 TWO"),
-        6 | 7 if point == Point::Greeting => Act::reply(ok),
         _ => Act::reply(ok),
     }
 }

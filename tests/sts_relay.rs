@@ -30,13 +30,6 @@ use danegate::tls::webpki::Roots;
 use tracing::Level;
 
 const MX: &str = "mx.example.test";
-const FROM: &str = "sender@legacy.test";
-const RCPT: &str = "rcpt@example.test";
-const MAIL_OK: &str = "250 2.1.0 Ok";
-const RCPT_OK: &str = "250 2.1.5 Ok";
-const GO_AHEAD: &str = "354 End data with <CR><LF>.<CR><LF>";
-const QUEUED: &str = "250 2.0.0 Ok: queued as Q1";
-const BYE: &str = "221 2.0.0 relay.example.net closing connection";
 const TEST_NOTE: &str = " [test mode: nothing enforced]";
 
 fn policy(mode: &str, mx: &str) -> String {
@@ -142,39 +135,13 @@ fn with_config(
     (ctx, policies)
 }
 
-async fn rcpt_reply<S>(c: &mut SmtpClient<S>) -> String
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    c.hello(DEFAULT_MAX_SIZE).await;
-    c.cmd(&format!("MAIL FROM:<{FROM}>"), MAIL_OK).await;
-    c.send(format!("RCPT TO:<{RCPT}>\r\n")).await;
-    c.reply().await
-}
-
-async fn refused(ctx: &Arc<Context>, want: &str) {
-    let mut s = start_session(ctx);
-    let got = rcpt_reply(&mut s.client).await;
-    assert_eq!(got, want, "reply to RCPT TO");
-    s.client.cmd("QUIT", BYE).await;
-    s.ended().await;
-}
-
 async fn delivered(ctx: &Arc<Context>) {
     delivered_as(ctx, QUEUED).await
 }
 
 /// Delivers the test message; the final dot gets `queued`.
 async fn delivered_as(ctx: &Arc<Context>, queued: &str) {
-    let mut s = start_session(ctx);
-    let c = &mut s.client;
-    assert_eq!(rcpt_reply(c).await, RCPT_OK, "reply to RCPT TO");
-    c.cmd("DATA", GO_AHEAD).await;
-    c.send("Subject: STS\r\n\r\nHello over MTA-STS.\r\n").await;
-    c.send(".\r\n").await;
-    c.expect(queued).await;
-    c.cmd("QUIT", BYE).await;
-    s.ended().await;
+    delivered_with(ctx, b"Subject: STS\r\n\r\nHello over MTA-STS.\r\n", queued).await
 }
 
 #[track_caller]

@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::dane::wait_new_status;
 use crate::gate::{self, Anchor, Dns, Running};
 use crate::lab::*;
 use crate::policyhost::{policy, set_txt, Identity, PolicyServer, StsPki};
@@ -74,32 +75,9 @@ fn receiver(scratch: &util::Lab, name: &str, tls: ReceiverTls) -> Postfix {
     p
 }
 
+/// A message whose subject is its id.
 fn message(rcpt: &str, id: &str) -> String {
-    format!(
-        "From: <sender@{LEGACY_DOMAIN}>\r\nTo: <{rcpt}>\r\nSubject: {id}\r\nMessage-ID: <{id}@lab.test>\r\n\r\n{id}.\r\n"
-    )
-}
-
-/// The legacy MTA's first new status line for `rcpt` with every needle
-/// (retries asked for every 3 s, as in `dane.rs`).
-#[track_caller]
-fn wait_new_status(legacy: &Postfix, rcpt: &str, seen: usize, needles: &[&str]) -> String {
-    let mut flushed = Instant::now();
-    util::wait_for(
-        &format!("legacy Postfix to log a status line for <{rcpt}> with {needles:?}"),
-        || {
-            let found = legacy
-                .statuses(rcpt)
-                .into_iter()
-                .skip(seen)
-                .find(|l| needles.iter().all(|n| l.contains(n)));
-            if found.is_none() && flushed.elapsed() >= Duration::from_secs(3) {
-                legacy.flush();
-                flushed = Instant::now();
-            }
-            found
-        },
-    )
+    crate::dane::message(rcpt, id, id)
 }
 
 #[track_caller]

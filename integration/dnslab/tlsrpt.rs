@@ -192,9 +192,7 @@ fn receiver(
 }
 
 fn message(rcpt: &str, id: &str) -> String {
-    format!(
-        "From: <sender@{LEGACY_DOMAIN}>\r\nTo: <{rcpt}>\r\nSubject: {id}\r\nMessage-ID: <{id}@lab.test>\r\n\r\n{id}.\r\n"
-    )
+    crate::dane::message(rcpt, id, id)
 }
 
 /// Submits one message to `rcpt` and waits for a status line with

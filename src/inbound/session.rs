@@ -98,7 +98,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if !self.conn.has_line() {
                 // About to wait for the client, who may be waiting for
                 // replies to commands we pipelined: give them first.
-                Box::pin(self.settle()).await;
+                // Boxed like a command (see below), and only when
+                // something is owed: most waits have nothing to settle.
+                if self.txn.as_ref().is_some_and(|t| t.owes()) {
+                    Box::pin(self.settle()).await;
+                }
                 self.no_reply_left_behind();
             }
             let idle = Stage::InboundCommand.timeout(&self.ctx.timeouts);

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::reporter::jobs::{self, DestState, Job, Status};
 use crate::state::Store;
 use crate::tlsrpt::counts::{self, DomainDay};
@@ -104,18 +104,10 @@ fn day_counts(store: &Store, day: Day, domain: Option<&str>) -> Result<DayCounts
 
 /// The command line's entry.
 pub fn run(args: ReportArgs) -> ExitCode {
-    let config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                crate::logging::init(LogFormat::Text);
-                error!("configuration error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::default(),
+    let config = match crate::cli::loaded(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    crate::logging::init(config.log.format);
     let day = match args.day.as_deref().map(Day::parse).transpose() {
         Ok(d) => d.unwrap_or_else(|| SystemClock.today()),
         Err(e) => {
@@ -141,7 +133,7 @@ pub fn run(args: ReportArgs) -> ExitCode {
     let failed = counts
         .domains
         .iter()
-        .any(|d| sessions(&d.policies).failed > 0);
+        .any(|d| Summary::total(&d.policies).failed > 0);
     let ok = !failed;
     if args.json {
         let view = serde_json::json!({"day": day.to_string(), "instance": counts.instance, "domains": counts.domains});
@@ -171,15 +163,6 @@ fn fetch(config: &Config, request: &str) -> Result<DayCounts, String> {
         return Err(text.trim_end().to_owned());
     }
     serde_json::from_str(&text).map_err(|e| format!("unreadable answer: {e}"))
-}
-
-fn sessions(policies: &[PolicyResult]) -> Summary {
-    let mut s = Summary::default();
-    for p in policies {
-        s.successful += p.summary.successful;
-        s.failed += p.summary.failed;
-    }
-    s
 }
 
 fn preview(config: &Config, day: Day, domain: &str, counts: DayCounts) -> ExitCode {
@@ -214,7 +197,7 @@ pub fn text(day: Day, counts: &DayCounts) -> String {
         out.push_str("  none\n");
     }
     for d in &counts.domains {
-        let s = sessions(&d.policies);
+        let s = Summary::total(&d.policies);
         out.push_str(&format!(
             "  {}: {} successful, {} failed\n",
             d.domain, s.successful, s.failed

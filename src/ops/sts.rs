@@ -14,7 +14,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use tracing::error;
 
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::state::Store;
 use crate::sts::cache::Entry;
 use crate::sts::discover::{time_text, Discovery, Txt};
@@ -100,18 +100,10 @@ pub fn run(cmd: StsCmd) -> ExitCode {
         StsCmd::Refresh(a) => (Verb::Refresh, a),
         StsCmd::Forget(a) => (Verb::Forget, a),
     };
-    let config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                crate::logging::init(LogFormat::Text);
-                error!("configuration error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::default(),
+    let config = match crate::cli::loaded(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    crate::logging::init(config.log.format);
     let domain = args.domain.trim_end_matches('.').to_ascii_lowercase();
     let line = format!("sts show {domain}");
     let Some(mut request) = Request::parse(&line) else {

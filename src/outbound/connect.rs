@@ -167,17 +167,17 @@ async fn try_host(
     while !candidates.is_empty() {
         let addrs: Vec<SocketAddr> = candidates.iter().map(|(p, _)| p.addr).collect();
         let raced = eyeballs::race(&addrs, limit, TcpStream::connect).await;
-        let won = raced.won.map(|(stream, i)| (stream, candidates[i].clone()));
         // Addresses that failed to connect are not tried again.
         let mut out: Vec<usize> = raced.failed.iter().map(|(i, _)| *i).collect();
         for (i, cause) in raced.failed {
             let peer = candidates[i].0.clone();
             last = Some(OutboundError::Connect { peer, cause });
         }
-        let Some((stream, (peer, wanted))) = won else {
+        let Some((stream, won)) = raced.won else {
             break;
         };
-        out.extend(candidates.iter().position(|(p, _)| *p == peer));
+        let (peer, wanted) = candidates[won].clone();
+        out.push(won);
         out.sort_unstable();
         for i in out.into_iter().rev() {
             candidates.remove(i);

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -134,7 +135,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 Err(cause) => return Err(self.protocol(stage, cause)),
             }
             self.rbuf.reserve(READ_CHUNK);
-            match poll_once(self.io.read_buf(&mut self.rbuf)) {
+            match self.io.read_buf(&mut self.rbuf).now_or_never() {
                 None => return Ok(None),
                 Some(Ok(0)) => return Err(self.lost(stage, "connection closed by server".into())),
                 Some(Ok(_)) => {}
@@ -211,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             return Quiet::Spoke;
         }
         self.rbuf.reserve(READ_CHUNK);
-        match poll_once(self.io.read_buf(&mut self.rbuf)) {
+        match self.io.read_buf(&mut self.rbuf).now_or_never() {
             // Nothing to read yet: the quiet state we want.
             None => Quiet::Yes,
             Some(Ok(n)) if n > 0 => Quiet::Spoke,
@@ -256,17 +257,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             stage,
             cause,
         }
-    }
-}
-
-/// Polls `f` once, now, without waiting: `None` when it is not ready. A
-/// zero timeout would do the same but wait for the timer's next tick
-/// (about a millisecond), several times per message.
-fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
     }
 }

@@ -68,10 +68,7 @@ impl ForDomain {
             ForDomain::Discovered(d) => match &d.applied {
                 Some(a) => {
                     let mx: Vec<String> = a.policy.mx.iter().map(|p| p.to_string()).collect();
-                    let source = match a.source {
-                        crate::sts::Source::Cache => "cached",
-                        crate::sts::Source::Fetched => "fetched",
-                    };
+                    let source = a.source.as_str();
                     format!(
                         "{} policy of {} (id {}, {source}, max_age {}, mx: {})",
                         a.policy.mode,

@@ -63,6 +63,16 @@ pub enum Source {
     Fetched,
 }
 
+impl Source {
+    /// How `resolve`, `check` and the logs say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cache => "cached",
+            Source::Fetched => "fetched",
+        }
+    }
+}
+
 /// A policy in force for a domain: what a TLS report records (text,
 /// id) and what delivery needs (the parsed policy).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,11 +127,6 @@ struct Parts {
 /// Unix seconds, from the wall clock (cached policies outlive the
 /// process, so monotonic time will not do).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// Unix seconds now, by the wall clock.
-pub fn time_now() -> u64 {
-    wall_clock()
-}
 
 fn wall_clock() -> u64 {
     SystemTime::now()
@@ -227,22 +232,22 @@ impl Sts {
     /// The policy that applies to `domain` for a delivery now (§5.1).
     pub async fn discover(&self, domain: &str) -> Discovery {
         let txt = self.txt(domain).await;
-        let live = self.live(domain);
         let mut found = Discovery {
             domain: domain.to_owned(),
-            txt: txt.clone(),
-            applied: live
-                .clone()
+            txt,
+            applied: self
+                .live(domain)
                 .map(|(e, p)| Applied::from_entry(e, p, Source::Cache)),
             problem: None,
         };
-        let Txt::Record(rec) = txt else {
+        let Txt::Record(rec) = &found.txt else {
             return found;
         };
-        if live.as_ref().is_some_and(|(e, _)| e.id == rec.id) {
+        if found.applied.as_ref().is_some_and(|a| a.id == rec.id) {
             return found;
         }
-        match self.fetch(domain, &rec.id, true).await {
+        let id = rec.id.clone();
+        match self.fetch(domain, &id, true).await {
             Ok(applied) => found.applied = Some(applied),
             Err(problem) => found.problem = Some(problem),
         }
@@ -256,14 +261,15 @@ impl Sts {
         let txt = self.txt(domain).await;
         let mut found = Discovery {
             domain: domain.to_owned(),
-            txt: txt.clone(),
+            txt,
             applied: self
                 .live(domain)
                 .map(|(e, p)| Applied::from_entry(e, p, Source::Cache)),
             problem: None,
         };
-        if let Txt::Record(rec) = txt {
-            match self.fetch(domain, &rec.id, false).await {
+        if let Txt::Record(rec) = &found.txt {
+            let id = rec.id.clone();
+            match self.fetch(domain, &id, false).await {
                 Ok(applied) => found.applied = Some(applied),
                 Err(problem) => found.problem = Some(problem),
             }

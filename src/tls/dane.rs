@@ -262,27 +262,7 @@ pub fn verify_chain(
     intermediates: &[CertificateDer<'_>],
     now: UnixTime,
 ) -> Result<DaneMatch, DaneFailure> {
-    verify_chain_with(
-        super::chain_algs::chain_algorithms(),
-        records,
-        port,
-        names,
-        end_entity,
-        intermediates,
-        now,
-    )
-}
-
-/// [`verify_chain`] with the signature algorithms of a crypto provider.
-fn verify_chain_with(
-    algs: &[&dyn SignatureVerificationAlgorithm],
-    records: &[Tlsa],
-    port: u16,
-    names: &ReferenceIds,
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    now: UnixTime,
-) -> Result<DaneMatch, DaneFailure> {
+    let algs = super::chain_algs::chain_algorithms();
     let tlsa_name = format!("_{port}._tcp.{}", names.tlsa_base.trim_end_matches('.'));
     let records = select_records(records);
     if records.is_empty() {
@@ -612,8 +592,7 @@ impl ServerCertVerifier for DaneVerifier {
         // the SNI rustls was given.
         // Paths are judged with the same algorithms whichever engine runs
         // the handshake (the legacy engine calls this method too).
-        let result = verify_chain_with(
-            super::chain_algs::chain_algorithms(),
+        let result = verify_chain(
             &self.records,
             self.port,
             &self.names,

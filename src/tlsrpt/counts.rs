@@ -127,12 +127,7 @@ pub struct DomainDay {
 
 impl DomainDay {
     pub fn sessions(&self) -> Summary {
-        let mut s = Summary::default();
-        for p in &self.policies {
-            s.successful += p.summary.successful;
-            s.failed += p.summary.failed;
-        }
-        s
+        Summary::total(&self.policies)
     }
 }
 

@@ -256,6 +256,18 @@ pub struct Summary {
     pub failed: u64,
 }
 
+impl Summary {
+    /// The sessions of all `policies` together.
+    pub fn total(policies: &[PolicyResult]) -> Summary {
+        let mut s = Summary::default();
+        for p in policies {
+            s.successful += p.summary.successful;
+            s.failed += p.summary.failed;
+        }
+        s
+    }
+}
+
 /// One entry of `policies`: a policy, its counts and failure details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -655,6 +655,51 @@ impl InboundSession {
     }
 }
 
+/// The sender and recipient of the one-recipient sessions below, and the
+/// replies a willing destination gives them.
+pub const FROM: &str = "sender@legacy.test";
+pub const RCPT: &str = "rcpt@example.test";
+pub const MAIL_OK: &str = "250 2.1.0 Ok";
+pub const RCPT_OK: &str = "250 2.1.5 Ok";
+pub const GO_AHEAD: &str = "354 End data with <CR><LF>.<CR><LF>";
+pub const QUEUED: &str = "250 2.0.0 Ok: queued as Q1";
+pub const BYE: &str = "221 2.0.0 relay.example.net closing connection";
+
+/// Greets, sends MAIL FROM:<[`FROM`]> and RCPT TO:<[`RCPT`]>; returns the
+/// reply to RCPT TO.
+pub async fn rcpt_reply<S>(c: &mut SmtpClient<S>) -> String
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    c.hello(DEFAULT_MAX_SIZE).await;
+    c.cmd(&format!("MAIL FROM:<{FROM}>"), MAIL_OK).await;
+    c.send(format!("RCPT TO:<{RCPT}>\r\n")).await;
+    c.reply().await
+}
+
+/// A session whose only recipient gets `want` to RCPT TO, then QUIT.
+pub async fn refused(ctx: &Arc<Context>, want: &str) {
+    let mut s = start_session(ctx);
+    let got = rcpt_reply(&mut s.client).await;
+    assert_eq!(got, want, "reply to RCPT TO");
+    s.client.cmd("QUIT", BYE).await;
+    s.ended().await;
+}
+
+/// A session delivering `content` (wire form, without the final dot) to
+/// [`RCPT`]: every reply positive, the final dot answered `queued`.
+pub async fn delivered_with(ctx: &Arc<Context>, content: &[u8], queued: &str) {
+    let mut s = start_session(ctx);
+    let c = &mut s.client;
+    assert_eq!(rcpt_reply(c).await, RCPT_OK, "reply to RCPT TO");
+    c.cmd("DATA", GO_AHEAD).await;
+    c.send(content).await;
+    c.send(".\r\n").await;
+    c.expect(queued).await;
+    c.cmd("QUIT", BYE).await;
+    s.ended().await;
+}
+
 /// danegate's greeting.
 pub fn greeting() -> String {
     format!("220 {HOSTNAME} ESMTP danegate")

@@ -146,6 +146,11 @@ impl Transaction {
         Err(f)
     }
 
+    /// Whether the destination owes replies to commands already relayed.
+    pub fn owes(&self) -> bool {
+        !self.owed.is_empty()
+    }
+
     /// Reads every reply the destination owes, in order, and gives the
     /// client the replies that waited for them.
     pub async fn settle<S>(&mut self, env: &mut Env<'_, S>)

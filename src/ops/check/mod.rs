@@ -303,7 +303,7 @@ pub async fn check(
         }
     };
     plan_findings(&plan, domain, &mut report);
-    report.mta_sts = Some(sts::report(&plan, crate::sts::discover::time_now()));
+    report.mta_sts = Some(sts::report(&plan, crate::ops::dates::now_secs()));
     let ctx = Ctx {
         roots: roots.unwrap_or_else(crate::tls::webpki::Roots::none),
         hostname: config.server.hostname.0.clone(),

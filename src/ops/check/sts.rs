@@ -9,7 +9,7 @@ use crate::outbound::plan::{Host, Plan};
 use crate::policy::{Requirement, StsStatus};
 use crate::sts::apply::ForDomain;
 use crate::sts::discover::time_text;
-use crate::sts::{Source, Txt};
+use crate::sts::Txt;
 use crate::tls::webpki::{verify_chain, Roots, WebPkiVerdict};
 use crate::tls::{CertificateDer, UnixTime};
 
@@ -58,10 +58,7 @@ pub(super) fn report(plan: &Plan, now: u64) -> StsReport {
                 mode: a.policy.mode.to_string(),
                 max_age: a.policy.max_age,
                 mx: a.policy.mx.iter().map(|p| p.to_string()).collect(),
-                source: match a.source {
-                    Source::Cache => "cached",
-                    Source::Fetched => "fetched",
-                },
+                source: a.source.as_str(),
                 fetched_at: time_text(a.fetched_at),
                 age_seconds: now.saturating_sub(a.fetched_at),
                 expires_at: time_text(a.expires_at),
